@@ -1,0 +1,71 @@
+"""Image preprocessing shared by training and serving (numpy + Pillow, no torch).
+
+Training builds its tensors with exactly these functions, and the bundle records the
+:class:`ImagePreprocess` it used in ``preprocess.json``, so a server turns an uploaded image into
+the same tensor the model saw in training.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+import numpy as np
+
+# ImageNet statistics: torchvision's pretrained weights expect them, and the synthetic source
+# model is trained with them too so one preprocessing serves every weight choice.
+IMAGENET_MEAN = (0.485, 0.456, 0.406)
+IMAGENET_STD = (0.229, 0.224, 0.225)
+
+
+@dataclass(frozen=True)
+class ImagePreprocess:
+    """RGB image -> float32 NCHW tensor: resize (bilinear) to ``image_size``, /255, normalise."""
+
+    image_size: tuple[int, int]  # (height, width)
+    mean: tuple[float, float, float] = IMAGENET_MEAN
+    std: tuple[float, float, float] = IMAGENET_STD
+    input_name: str = "input"
+    kind: str = "image"
+    layout: str = "NCHW"
+    color: str = "RGB"
+    resize: str = "bilinear"
+    dtype: str = "float32"
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    def to_json(self) -> dict[str, Any]:
+        d = asdict(self)
+        d["image_size"] = list(self.image_size)
+        d["mean"] = list(self.mean)
+        d["std"] = list(self.std)
+        return d
+
+    @classmethod
+    def from_json(cls, d: dict[str, Any]) -> "ImagePreprocess":
+        known = {k: d[k] for k in cls.__dataclass_fields__ if k in d}
+        known["image_size"] = tuple(int(v) for v in known["image_size"])
+        for key in ("mean", "std"):
+            if key in known:
+                known[key] = tuple(float(v) for v in known[key])
+        return cls(**known)
+
+    def array_to_chw(self, rgb: np.ndarray) -> np.ndarray:
+        """uint8 HxWx3 RGB array -> float32 3xHxW normalised array."""
+        from PIL import Image
+
+        if rgb.ndim != 3 or rgb.shape[2] != 3 or rgb.dtype != np.uint8:
+            raise ValueError(f"expected a uint8 HxWx3 array, got {rgb.dtype} {rgb.shape}")
+        h, w = self.image_size
+        if rgb.shape[:2] != (h, w):
+            rgb = np.asarray(Image.fromarray(rgb).resize((w, h), Image.BILINEAR))
+        x = rgb.astype(np.float32) / 255.0
+        x = (x - np.asarray(self.mean, np.float32)) / np.asarray(self.std, np.float32)
+        return np.ascontiguousarray(x.transpose(2, 0, 1))
+
+    def pil_to_chw(self, img) -> np.ndarray:
+        """PIL image (any mode) -> float32 3xHxW normalised array."""
+        return self.array_to_chw(np.asarray(img.convert("RGB"), dtype=np.uint8))
+
+    def batch(self, images: list[np.ndarray]) -> np.ndarray:
+        """List of uint8 HxWx3 arrays -> float32 Nx3xHxW batch."""
+        return np.stack([self.array_to_chw(im) for im in images]).astype(np.float32)
