@@ -1,8 +1,27 @@
-"""PLACEHOLDER: replaced by the module that implements `hf-edge compare`."""
+"""``hf-edge compare BUNDLE... [--out DIR]``: strategies side by side (accuracy, trainable
+parameters, training energy and CO2, change against the from-scratch bundle)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import List, Optional
 
 import typer
 
 
-def compare() -> None:
-    """Not implemented yet."""
-    raise typer.Exit(3)
+def compare(
+    bundles: List[Path] = typer.Argument(..., help="Run bundle directories to compare."),
+    out: Optional[Path] = typer.Option(None, "--out", help="Also write compare.json and compare.md here."),
+) -> None:
+    """Compare transfer strategies across bundles: accuracy vs training energy and CO2."""
+    from rich.console import Console
+
+    from hackforge_edge.bundle import atomic_write_json, atomic_write_text
+    from hackforge_edge.energy.compare import compare_bundles, comparison_markdown, render_comparison_table
+
+    rows = compare_bundles(bundles)
+    Console().print(render_comparison_table(rows))
+    if out is not None:
+        atomic_write_json(out / "compare.json", {"rows": rows})
+        atomic_write_text(out / "compare.md", comparison_markdown(rows))
+        typer.echo(f"wrote {out / 'compare.json'} and {out / 'compare.md'}")

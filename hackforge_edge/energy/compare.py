@@ -1,0 +1,171 @@
+"""Compare transfer strategies across run bundles: accuracy, trainable parameters, training
+energy and CO2, and the change against the from-scratch bundle when one is given.
+
+Each bundle must hold manifest.json (``config.strategy``, ``config.model``, top-level ``params``),
+metrics.json and training_carbon.json. Every number in a row carries how it was obtained
+(``provenance``): metrics are measured on the target test split, parameters are counted, energy
+and CO2 carry the meter's kind and method and the grid used.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Any, Iterable
+
+from hackforge_edge.bundle import read_json
+from hackforge_edge.errors import BundleError
+
+SCRATCH_STRATEGIES = ("scratch", "from_scratch", "from-scratch")
+
+
+def _read(bundle: Path, name: str) -> Any:
+    path = bundle / name
+    if not path.is_file():
+        raise BundleError(f"bundle {bundle}: missing {name}")
+    return read_json(path)
+
+
+def _get(doc: dict, bundle: Path, file: str, *keys: str) -> Any:
+    cur: Any = doc
+    for k in keys:
+        if not isinstance(cur, dict) or k not in cur:
+            raise BundleError(f"bundle {bundle}: {file} has no {'.'.join(keys)}")
+        cur = cur[k]
+    return cur
+
+
+def _bundle_row(bundle: Path) -> dict[str, Any]:
+    if not bundle.is_dir():
+        raise BundleError(f"bundle {bundle}: not a directory")
+    manifest = _read(bundle, "manifest.json")
+    metrics = _read(bundle, "metrics.json")
+    carbon = _read(bundle, "training_carbon.json")
+    params = _get(manifest, bundle, "manifest.json", "params")
+    totals = _get(carbon, bundle, "training_carbon.json", "totals")
+    grid = carbon.get("grid") or {}
+    kind = carbon.get("kind", "unknown")
+    methods = "+".join(carbon.get("methods") or []) or "unknown"
+    grid_txt = (f"{grid.get('region')} {grid.get('intensity_g_per_kwh')} g/kWh "
+                f"({grid.get('basis')}, {grid.get('year')}), PUE {grid.get('pue')}") if grid else "grid unknown"
+    band = totals.get("band")
+    return {
+        "bundle": bundle.name,
+        "path": str(bundle),
+        "model": _get(manifest, bundle, "manifest.json", "config", "model"),
+        "strategy": _get(manifest, bundle, "manifest.json", "config", "strategy"),
+        "accuracy": metrics.get("accuracy"),
+        "f1": metrics.get("f1"),
+        "roc_auc": metrics.get("roc_auc"),
+        "trainable_params": params.get("trainable"),
+        "total_params": params.get("total"),
+        "energy_kwh": totals.get("energy_kwh"),
+        "co2_kg": totals.get("co2_kg"),
+        "energy_complete": totals.get("complete", True),
+        "energy_kind": kind,
+        "energy_method": methods,
+        "energy_band": band,
+        "provenance": {
+            "accuracy": "measured (metrics.json, target-domain test split)",
+            "f1": "measured (metrics.json)",
+            "roc_auc": "measured (metrics.json)",
+            "trainable_params": "counted (manifest.json params)",
+            "energy_kwh": f"{kind} ({methods})" + ("" if totals.get("complete", True) else ", incomplete: lower bound"),
+            "co2_kg": f"{kind} ({methods}; {grid_txt})",
+        },
+    }
+
+
+def _delta(value: Any, base: Any) -> tuple[float | None, float | None]:
+    if value is None or base is None:
+        return None, None
+    d = float(value) - float(base)
+    return d, (100.0 * d / float(base) if float(base) != 0 else None)
+
+
+def compare_bundles(paths: Iterable[str | os.PathLike]) -> list[dict[str, Any]]:
+    """One row per bundle (in the given order). When a from-scratch bundle is present (same model
+    preferred), each row gets ``vs_scratch``: absolute and % change of energy, CO2 and trainable
+    parameters, and the accuracy change in points."""
+    rows = [_bundle_row(Path(p)) for p in paths]
+    if not rows:
+        raise BundleError("no bundles to compare")
+    scratch = [r for r in rows if str(r["strategy"]).lower() in SCRATCH_STRATEGIES]
+    for r in rows:
+        base = next((s for s in scratch if s["model"] == r["model"]), scratch[0] if scratch else None)
+        if base is None:
+            r["vs_scratch"] = None
+            continue
+        e_abs, e_pct = _delta(r["energy_kwh"], base["energy_kwh"])
+        c_abs, c_pct = _delta(r["co2_kg"], base["co2_kg"])
+        p_abs, p_pct = _delta(r["trainable_params"], base["trainable_params"])
+        a_abs, _ = _delta(r["accuracy"], base["accuracy"])
+        r["vs_scratch"] = {
+            "baseline": base["bundle"],
+            "energy_kwh": e_abs, "energy_pct": e_pct, "co2_kg": c_abs, "co2_pct": c_pct,
+            "trainable_params": p_abs, "trainable_params_pct": p_pct,
+            "accuracy_points": None if a_abs is None else 100.0 * a_abs,
+            "kinds": f"{r['energy_kind']} vs {base['energy_kind']}",
+        }
+    return rows
+
+
+def _fmt(v: Any, spec: str) -> str:
+    return "n/a" if v is None else format(v, spec)
+
+
+def _pct(v: Any) -> str:
+    return "n/a" if v is None else f"{v:+.1f} %"
+
+
+def _cells(r: dict[str, Any]) -> list[str]:
+    vs = r.get("vs_scratch") or {}
+    band = r.get("energy_band")
+    band_txt = f" [{band[0]:+.0%}/{band[1]:+.0%}]" if band else ""
+    return [
+        r["bundle"], str(r["model"]), str(r["strategy"]), _fmt(r["accuracy"], ".4f"),
+        _fmt(r["trainable_params"], ","), _fmt(r["energy_kwh"], ".3g") + band_txt,
+        _fmt(r["co2_kg"], ".3g"), _pct(vs.get("energy_pct")) if vs else "-",
+        _pct(vs.get("co2_pct")) if vs else "-",
+        _fmt(vs.get("accuracy_points"), "+.2f") if vs else "-",
+        f"{r['energy_kind']} ({r['energy_method']})",
+    ]
+
+
+HEADERS = ["bundle", "model", "strategy", "accuracy", "trainable", "kWh", "CO2 kg",
+           "kWh vs scratch", "CO2 vs scratch", "acc vs scratch (pts)", "energy kind (method)"]
+
+
+def render_comparison_table(rows: list[dict[str, Any]]):
+    """A Rich Table of the rows (import Rich only when rendering)."""
+    from rich.table import Table
+
+    table = Table(title="Transfer strategies: accuracy vs training energy and CO2")
+    for h in HEADERS:
+        left = h in ("bundle", "model", "strategy", "energy kind (method)")
+        table.add_column(h, justify="left" if left else "right", overflow="fold")
+    for r in rows:
+        table.add_row(*_cells(r))
+    table.caption = _caption(rows)
+    return table
+
+
+def _caption(rows: list[dict[str, Any]]) -> str:
+    grids = sorted({r["provenance"]["co2_kg"].split("; ", 1)[-1].rstrip(")") for r in rows})
+    kinds = sorted({r["energy_kind"] for r in rows})
+    parts = [f"energy kinds: {', '.join(kinds)}", f"grid: {' | '.join(grids)}",
+             "accuracy measured on the target test split; params counted"]
+    if any(not r.get("energy_complete", True) for r in rows):
+        parts.append("some energy totals are incomplete (lower bounds)")
+    if len(kinds) > 1 or "measured" not in kinds:
+        parts.append("estimated energy carries the band shown in brackets")
+    return "; ".join(parts)
+
+
+def comparison_markdown(rows: list[dict[str, Any]]) -> str:
+    """The same table as GitHub-flavoured Markdown, with the provenance line under it."""
+    lines = ["| " + " | ".join(HEADERS) + " |", "|" + "|".join("---" for _ in HEADERS) + "|"]
+    for r in rows:
+        lines.append("| " + " | ".join(c.replace("|", "\\|") for c in _cells(r)) + " |")
+    lines += ["", f"_{_caption(rows)}_", ""]
+    return "\n".join(lines)
