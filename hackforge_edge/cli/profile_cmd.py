@@ -1,8 +1,113 @@
-"""PLACEHOLDER: replaced by the module that implements `hf-edge profile`."""
+"""``hf-edge profile``: will this model fit these targets? profile.json + feasibility.json (+ report)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import List, Optional
 
 import typer
 
+DEFAULT_PROFILES = ["local", "nvidia-t4", "jetson-orin-nano-8gb", "raspberry-pi-5"]
 
-def profile() -> None:
-    """Not implemented yet."""
-    raise typer.Exit(3)
+
+def profile(
+    target: Path = typer.Argument(..., help="A run bundle directory or an .onnx file."),
+    profiles: Optional[List[str]] = typer.Option(
+        None, "--profile", "-p",
+        help="Hardware profile name or YAML path (repeatable). Default: local, nvidia-t4, "
+             "jetson-orin-nano-8gb, raspberry-pi-5. List them with `hf-edge profiles list`."),
+    requirements_file: Optional[Path] = typer.Option(
+        None, "--requirements", "-r", help="Requirements YAML; flags below override its fields."),
+    max_latency_ms: Optional[float] = typer.Option(None, "--max-latency-ms", help="Latency limit per request (ms)."),
+    percentile: Optional[str] = typer.Option(None, "--percentile", help="Percentile the latency limit applies to: p50, p95, p99 (default p99)."),
+    min_throughput: Optional[float] = typer.Option(None, "--min-throughput", help="Minimum items/s per device."),
+    memory_headroom: Optional[float] = typer.Option(None, "--memory-headroom", help="Fraction of device memory to keep free, 0 <= h < 1 (default 0.2)."),
+    power_budget_w: Optional[float] = typer.Option(None, "--power-budget-w", help="Maximum device power under load (W)."),
+    items_per_day: Optional[float] = typer.Option(None, "--items-per-day", help="Workload: inferences per day."),
+    hours_per_day: Optional[float] = typer.Option(None, "--hours-per-day", help="Workload: operating hours per day (default 24)."),
+    region: Optional[str] = typer.Option(None, "--region", help="Grid region for CO2 (e.g. FRA, DEU, WORLD)."),
+    grid_intensity: Optional[float] = typer.Option(None, "--grid-intensity", help="Grid intensity, g CO2e/kWh (overrides --region's value)."),
+    pue: Optional[float] = typer.Option(None, "--pue", help="Power usage effectiveness (>= 1; default 1.0 = device energy only)."),
+    batch_sizes: str = typer.Option("1,4,8", "--batch-sizes", help="Comma-separated batch sizes to measure and project."),
+    seq_len: Optional[int] = typer.Option(None, "--seq-len", help="Sequence length for text models."),
+    input_shape: Optional[List[str]] = typer.Option(
+        None, "--input-shape", help="Input shape NAME=1x3x224x224 when it cannot be inferred (repeatable)."),
+    out: Optional[Path] = typer.Option(None, "--out", "-o", help="Output directory (default: the bundle, or next to the model)."),
+    report: Optional[bool] = typer.Option(
+        None, "--report/--no-report", help="Write report.{json,md,html} + figures (default: yes for a bundle)."),
+    runs: Optional[int] = typer.Option(None, "--runs", min=1, help="Timed runs per batch for the local measurement."),
+    warmup: Optional[int] = typer.Option(None, "--warmup", min=0, help="Warm-up runs per batch (not timed)."),
+    all_modes: bool = typer.Option(
+        True, "--all-modes/--default-mode", help="Judge every power mode of each profile, or only its default mode."),
+    as_json: bool = typer.Option(False, "--json", help="Print feasibility.json to stdout instead of a table."),
+) -> None:
+    """Profile MODEL_OR_BUNDLE on hardware profiles and judge it against requirements."""
+    from hackforge_edge.errors import HFEdgeError
+    from hackforge_edge.profile_pipeline import parse_input_shapes, run_profile
+    from hackforge_edge.requirements import load_requirements
+
+    try:
+        req = load_requirements(
+            requirements_file, max_latency_ms=max_latency_ms, percentile=percentile,
+            min_throughput_per_s=min_throughput, memory_headroom=memory_headroom,
+            power_budget_w=power_budget_w, items_per_day=items_per_day,
+            operating_hours_per_day=hours_per_day, region=region,
+            grid_intensity_g_per_kwh=grid_intensity, pue=pue)
+        result = run_profile(target, profiles or DEFAULT_PROFILES, req, out=out, report=report,
+                             batch_sizes=batch_sizes, seq_len=seq_len,
+                             input_shapes=parse_input_shapes(input_shape), runs=runs, warmup=warmup,
+                             all_modes=all_modes)
+    except HFEdgeError as exc:
+        # one line, non-zero exit (also under CliRunner, which bypasses cli.main)
+        typer.echo(f"error: {exc}", err=True)
+        raise typer.Exit(exc.exit_code) from None
+
+    if as_json:
+        from hackforge_edge.bundle import dumps_json
+        typer.echo(dumps_json(result.feasibility), nl=False)
+        return
+    from rich.console import Console
+
+    console = Console()
+    if not console.is_terminal:  # piped or captured: do not squeeze the table into 80 columns
+        console = Console(width=160)
+    console.print(verdict_table(result.feasibility))
+    for name, path in result.paths.items():
+        if not name.startswith("figure_"):
+            console.print(f"wrote {path}")
+
+
+def verdict_table(feasibility: dict):
+    """A Rich table of the verdicts, one row per (profile, mode, engine, precision)."""
+    from rich.table import Table
+
+    from hackforge_edge.report.build import fmt, fmt_bytes
+
+    colours = {"PASS": "green", "MARGINAL": "yellow", "FAIL": "red"}
+    req = feasibility.get("requirements") or {}
+    grid = feasibility.get("grid") or {}
+    t = Table(title="Feasibility: latency, items/s, memory projected (this-machine: measured); "
+                    "energy and CO2 estimated")
+    for col in ("target / mode", "batch", "verdict", "latency ms (band)", "items/s", "memory req/cap",
+                "J/inf", "devices", "kWh/yr", "kg CO2/yr"):
+        t.add_column(col, justify="left" if col in ("target / mode", "verdict", "latency ms (band)", "memory req/cap")
+                     else "right", no_wrap=col in ("verdict", "batch"))
+    for e in feasibility.get("entries", []):
+        lat = e.get("latency_ms") or {}
+        wl = e.get("workload") or {}
+        co2 = e.get("co2_kg_per_year") or {}
+        v = e.get("verdict")
+        band = (f" ({fmt(lat.get('low'))}-{fmt(lat.get('high'))})"
+                if isinstance(lat, dict) and lat.get("low") != lat.get("high") else "")
+        t.add_row(
+            f"{e.get('profile')} {e.get('mode') or ''}".strip(), str(e.get("batch")),
+            f"[{colours.get(v, 'white')}]{v}[/]", f"{fmt(lat)}{band}", fmt(e.get("throughput_per_s")),
+            f"{fmt_bytes(e.get('memory_required_bytes'))} / {fmt_bytes(e.get('memory_capacity_bytes'))}",
+            fmt(e.get("energy_per_inference_j")), str(wl.get("devices_needed", "-") if wl else "-"),
+            fmt(e.get("energy_per_year_kwh")) if e.get("energy_per_year_kwh") else "-",
+            fmt(co2) if co2 else "-")
+    reqs = ", ".join(f"{k}={v}" for k, v in req.items() if v is not None)
+    t.caption = (f"requirements: {reqs or 'none'}; margin {feasibility.get('config', {}).get('marginal_margin')}; "
+                 f"grid {grid.get('region')} {grid.get('intensity_g_per_kwh')} g/kWh PUE {grid.get('pue')}; "
+                 "reasons in feasibility.json")
+    return t

@@ -1,0 +1,25 @@
+"""The feasibility report: report.json + report.md + self-contained report.html + figures/*.png.
+
+Public API (imports matplotlib/Jinja2 only when called)::
+
+    build_report(bundle_dir, *, profile=None, feasibility=None, comparison_rows=None,
+                 out_dir=None) -> dict[str, Path]     # keys json, md, html, figure_<name>
+    profile_and_report(bundle_dir, profiles, requirements, *, meter=None,
+                       batch_sizes=(1, 4, 8), ...) -> dict   # profile -> verdict -> report
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+__all__ = ["build_report", "profile_and_report"]
+
+
+def build_report(bundle_dir, **kwargs: Any):
+    from hackforge_edge.report.build import build_report as _f
+    return _f(bundle_dir, **kwargs)
+
+
+def profile_and_report(bundle_dir, profiles, requirements, **kwargs: Any) -> dict:
+    from hackforge_edge.profile_pipeline import profile_and_report as _f
+    return _f(bundle_dir, profiles, requirements, **kwargs)

@@ -1,0 +1,163 @@
+"""The verdict as a pure function of hand-made profile dicts."""
+
+import copy
+import json
+import math
+
+import pytest
+
+from hackforge_edge.feasibility import FAIL, MARGINAL, PASS, FeasibilityConfig, evaluate
+from hackforge_edge.requirements import Requirements
+
+GIB = 2**30
+GRID = {"region": "FRA", "intensity_g_per_kwh": 56.0, "pue": 1.0, "basis": "lifecycle",
+        "year": 2023, "source": "OWID/Ember"}
+
+
+def proj(profile="dev", mode="15W", batch=1, lat=(40.0, 30.0, 45.0), thr=None, mem=(1 * GIB, 8 * GIB),
+         power=10.0, e_j=0.4, idle_w=None):
+    v, lo, hi = lat
+    p = {"profile": profile, "mode": mode, "engine": "ort-cuda", "precision": "fp32", "batch": batch,
+         "kind": "projected", "latency_ms": {"value": v, "low": lo, "high": hi},
+         "throughput_per_s": thr if thr is not None else (batch * 1000.0 / v if v else None),
+         "memory_required_bytes": mem[0], "memory_capacity_bytes": mem[1], "power_w": power,
+         "energy_per_inference_j": {"value": e_j, "kind": "estimated", "method": "latency x power"},
+         "calibration": {"calibrated": False}}
+    if idle_w is not None:
+        p["idle_power_w"] = idle_w
+    return p
+
+
+def profile_json(*projs):
+    return {"model": {"path": "m.onnx"}, "static": {}, "local": None, "projections": list(projs)}
+
+
+def only(result):
+    assert len(result["entries"]) == 1
+    return result["entries"][0]
+
+
+def test_latency_pass_marginal_fail():
+    req = Requirements(max_latency_ms=50, percentile="p99")
+    # p99 at band high 45 <= 50 * 0.9 -> PASS
+    e = only(evaluate(profile_json(proj(lat=(40, 30, 45))), req, GRID))
+    assert e["checks"]["latency"]["verdict"] == PASS and e["verdict"] == PASS
+    # the brief's example: 41.2 (30-55) vs 50 -> band straddles -> MARGINAL
+    e = only(evaluate(profile_json(proj(lat=(41.2, 30, 55))), req, GRID))
+    c = e["checks"]["latency"]
+    assert c["verdict"] == MARGINAL and "straddles" in c["reason"] and "41.2" in c["reason"]
+    assert c["decisive_ms"] == 55
+    # central value over the limit -> FAIL
+    e = only(evaluate(profile_json(proj(lat=(60, 45, 80))), req, GRID))
+    assert e["verdict"] == FAIL and "exceeds" in e["checks"]["latency"]["reason"]
+    # within the margin but band below the limit -> MARGINAL
+    e = only(evaluate(profile_json(proj(lat=(46, 44, 48))), req, GRID))
+    assert e["checks"]["latency"]["verdict"] == MARGINAL and "within 10%" in e["checks"]["latency"]["reason"]
+
+
+def test_percentile_maps_onto_band():
+    pj = profile_json(proj(lat=(30, 20, 48)))
+    # p50 decisive = 30 -> PASS (band high 48 <= 50); p99 decisive = 48 > 45 -> MARGINAL
+    assert only(evaluate(pj, Requirements(max_latency_ms=50, percentile="p50"), None))["verdict"] == PASS
+    p95 = only(evaluate(pj, Requirements(max_latency_ms=50, percentile="p95"), None))
+    assert p95["checks"]["latency"]["decisive_ms"] == pytest.approx(39)
+    assert only(evaluate(pj, Requirements(max_latency_ms=50, percentile="p99"), None))["verdict"] == MARGINAL
+
+
+def test_memory_and_power_and_throughput():
+    req = Requirements(memory_headroom=0.25, power_budget_w=12, min_throughput_per_s=20)
+    e = only(evaluate(profile_json(proj(mem=(7 * GIB, 8 * GIB), power=11.5, thr=21)), req, None))
+    assert e["checks"]["memory"]["verdict"] == MARGINAL      # fits, eats headroom
+    assert e["checks"]["power"]["verdict"] == MARGINAL       # within 10 % of 12 W
+    assert e["checks"]["throughput"]["verdict"] == MARGINAL  # band low 21*40/45 < 20? no: 18.7 < 20
+    e = only(evaluate(profile_json(proj(mem=(9 * GIB, 8 * GIB), power=13, thr=10)), req, None))
+    assert e["verdict"] == FAIL
+    assert {c["verdict"] for c in e["checks"].values()} == {FAIL}
+    e = only(evaluate(profile_json(proj(mem=(1 * GIB, 8 * GIB), power=5, thr=100, lat=(10, 9, 11))), req, None))
+    assert e["verdict"] == PASS
+
+
+def test_devices_needed_and_energy_per_year():
+    # 1,000,000 items over 10 h = 27.78/s; 20/s per device x 0.5 utilisation = 10/s -> 3 devices
+    cfg = FeasibilityConfig(utilisation_target=0.5)
+    req = Requirements(items_per_day=1_000_000, operating_hours_per_day=10)
+    p = proj(thr=20.0, lat=(50, 50, 50), e_j=0.5, idle_w=2.0)
+    e = only(evaluate(profile_json(p), req, GRID, cfg))
+    wl = e["workload"]
+    assert wl["required_rate_per_s"] == pytest.approx(1e6 / 36000)
+    assert wl["devices_needed"] == 3
+    busy_s = 1e6 / 3 / 20.0                           # per device, seconds per day
+    idle_j = 2.0 * 3 * (36000 - busy_s)
+    active_j = 1e6 * 0.5
+    day = e["energy_per_day_kwh"]
+    assert day["active_kwh"] == pytest.approx(active_j / 3.6e6)
+    assert day["idle_kwh"] == pytest.approx(idle_j / 3.6e6)
+    assert e["energy_per_year_kwh"]["value"] == pytest.approx((active_j + idle_j) / 3.6e6 * 365)
+    co2 = e["co2_kg_per_year"]
+    assert co2["value"] == pytest.approx(e["energy_per_year_kwh"]["value"] * 56 / 1000)
+    assert co2["intensity_g_per_kwh"] == 56 and co2["region"] == "FRA"
+    assert e["energy_kwh_per_1000_inferences"] == pytest.approx(0.5 * 1000 / 3.6e6)
+
+
+def test_devices_exact_fit_and_missing_idle_and_grid():
+    req = Requirements(items_per_day=20 * 0.7 * 3600 * 24)   # exactly one device at 70 %
+    e = only(evaluate(profile_json(proj(thr=20.0)), req, None))
+    assert e["workload"]["devices_needed"] == 1
+    assert e["co2_kg_per_year"] is None
+    assert any("idle power" in n for n in e["notes"]) and any("grid" in n for n in e["notes"])
+    # no workload: no per-day numbers, but energy per inference is still there
+    e = only(evaluate(profile_json(proj()), Requirements(), GRID))
+    assert e["workload"] is None and e["energy_per_year_kwh"] is None
+    assert e["energy_per_inference_j"]["value"] == 0.4 and e["energy_per_inference_j"]["kind"] == "estimated"
+
+
+def test_best_batch_per_group_and_summary():
+    req = Requirements(max_latency_ms=50, percentile="p50")
+    pj = profile_json(proj(batch=1, lat=(10, 9, 11)), proj(batch=4, lat=(30, 27, 33)),
+                      proj(batch=8, lat=(70, 60, 80)),
+                      proj(profile="pi", mode="default", lat=(200, 150, 260)))
+    out = evaluate(pj, req, GRID)
+    dev = [e for e in out["entries"] if e["profile"] == "dev"][0]
+    assert dev["batch"] == 4 and dev["verdict"] == PASS      # pass at higher throughput
+    assert [b["verdict"] for b in dev["batches"]] == [PASS, PASS, FAIL]
+    assert out["summary"]["pi"]["best_verdict"] == FAIL
+    assert out["counts"] == {PASS: 1, MARGINAL: 0, FAIL: 1}
+
+
+def test_pure_and_config_echoed():
+    pj = profile_json(proj(), proj(profile="x", lat=(None, None, None), mem=(None, 8 * GIB)))
+    before = copy.deepcopy(pj)
+    req = Requirements(max_latency_ms=50, items_per_day=1000)
+    a = evaluate(pj, req, GRID)
+    b = evaluate(pj, req, GRID)
+    assert a == b and pj == before
+    json.dumps(a, allow_nan=False)                   # plain JSON, no NaN
+    assert a["config"]["marginal_margin"] == 0.10
+    assert a["config"]["percentile_band_position"] == {"p50": 0.0, "p95": 0.5, "p99": 1.0}
+    assert a["requirements"]["max_latency_ms"] == 50 and a["grid"]["intensity_g_per_kwh"] == 56
+    missing = [e for e in a["entries"] if e["profile"] == "x"][0]
+    assert missing["verdict"] == MARGINAL and "cannot confirm" in missing["checks"]["latency"]["reason"]
+
+
+def test_bad_config_rejected():
+    with pytest.raises(ValueError):
+        FeasibilityConfig(marginal_margin=1.5)
+    with pytest.raises(ValueError):
+        FeasibilityConfig(utilisation_target=0)
+
+
+def test_local_measurement_judged_as_measured():
+    local = {"engine": "ort-cpu", "runs": 20, "method": "wall clock",
+             "device": {"memory_bytes": 16 * GIB}, "memory": {"rss_peak_bytes": 300 * 2**20},
+             "batches": [{"batch": 1, "status": "ok", "throughput_per_s": 45.0,
+                          "latency_ms": {"p50": 20.0, "p95": 24.0, "p99": 60.0, "mean": 22.0},
+                          "energy_per_inference_j": {"value": 0.3, "kind": "estimated",
+                                                     "method": "tdp", "avg_power_w": 14.0}},
+                         {"batch": 4, "status": "skipped", "reason": "budget"}]}
+    pj = {"model": {}, "local": local, "projections": []}
+    p99 = only(evaluate(pj, Requirements(max_latency_ms=50, percentile="p99"), None))
+    assert p99["profile"] == "this-machine" and p99["kind"] == "measured"
+    assert p99["verdict"] == FAIL and "measured 60 ms" in p99["checks"]["latency"]["reason"]
+    p95 = only(evaluate(pj, Requirements(max_latency_ms=50, percentile="p95"), None))
+    assert p95["verdict"] == PASS and p95["checks"]["memory"]["kind"] == "measured"
+    assert p95["energy_per_inference_j"]["value"] == 0.3
