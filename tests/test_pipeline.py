@@ -1,0 +1,89 @@
+"""`hf-edge train-and-export`: bad input fails in one line and writes nothing that looks
+complete; a tiny run through the real CLI produces a complete, validated bundle."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from hackforge_edge.cli import main
+
+TINY = ["--model", "tinycnn", "--weights", "none", "--epochs", "1", "--image-size", "32",
+        "--batch-size", "16", "--quiet"]
+
+
+def _run(capsys, args):
+    code = main(["train-and-export", *args])
+    captured = capsys.readouterr()
+    return code, captured.out, captured.err
+
+
+@pytest.mark.parametrize("args, message", [
+    (["--model", "nosuchnet"], "unknown model 'nosuchnet' (valid:"),
+    (["--strategy", "magic"], "unknown strategy 'magic' (valid:"),
+    (["--data-fraction", "0"], "--data-fraction must be in (0, 1]"),
+    (["--data-fraction", "1.5"], "--data-fraction must be in (0, 1]"),
+    (["--data", "/nonexistent/dataset"], "no such directory"),
+    (["--variants", "int4"], "unknown variant"),
+    (["--region", "Atlantis"], "Atlantis"),
+    (["--max-latency-ms", "-5"], "max_latency_ms"),
+])
+def test_bad_input_is_one_line_and_writes_nothing(tmp_path, capsys, args, message):
+    out = tmp_path / "run"
+    code, _, err = _run(capsys, [*TINY, "--out", str(out), *args])
+    assert code != 0
+    lines = [ln for ln in err.splitlines() if ln.strip()]
+    assert len(lines) == 1 and lines[0].startswith("error: "), err
+    assert message in lines[0]
+    assert not out.exists()
+
+
+def test_existing_out_is_refused(tmp_path, capsys):
+    out = tmp_path / "run"
+    out.mkdir()
+    (out / "keep.txt").write_text("precious")
+    code, _, err = _run(capsys, [*TINY, "--out", str(out)])
+    assert code != 0 and "--overwrite" in err
+    assert (out / "keep.txt").read_text() == "precious"
+
+
+def test_interrupt_during_training_leaves_no_manifest(tmp_path, capsys, monkeypatch):
+    import hackforge_edge.training as training
+
+    def interrupted(*args, **kwargs):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(training, "train", interrupted)
+    out = tmp_path / "run"
+    code, _, _ = _run(capsys, [*TINY, "--out", str(out), "--no-profile"])
+    assert code != 0
+    assert out.is_dir() and not (out / "manifest.json").exists()
+
+
+def test_tiny_end_to_end_bundle(tmp_path, capsys):
+    out = tmp_path / "run"
+    code, stdout, err = _run(capsys, [*TINY, "--strategy", "finetune", "--out", str(out),
+                                      "--profile", "local", "--profile", "jetson-orin-nano-8gb"])
+    assert code == 0, err
+    for name in ("manifest.json", "model.onnx", "labels.json", "preprocess.json", "metrics.json",
+                 "export_validation.json", "training_carbon.json", "emissions.csv",
+                 "profile.json", "feasibility.json", "report.md", "report.html"):
+        assert (out / name).is_file(), name
+    manifest = json.loads((out / "manifest.json").read_text())
+    assert manifest["config"]["model"] == "tinycnn" and manifest["exporter"] in ("dynamo", "legacy")
+    assert set(manifest["artifacts"]) >= {"model.onnx", "metrics.json", "profile.json"}
+    # every artifact hashed in the manifest matches the file on disk
+    from hackforge_edge.bundle import sha256_file
+    for rel, entry in manifest["artifacts"].items():
+        assert sha256_file(out / rel) == entry["sha256"], rel
+    validation = json.loads((out / "export_validation.json").read_text())
+    assert validation["passed"] is True
+    assert all(o["max_abs_diff"] <= 1e-4 for o in validation["outputs"].values())
+    carbon = json.loads((out / "training_carbon.json").read_text())
+    # no RAPL / GPU on CI machines: the energy must be labelled, never silently "measured"
+    assert carbon["kind"] in ("estimated", "measured", "mixed")
+    assert {p["phase"] for p in carbon["phases"]} >= {"target_transfer", "export", "validation",
+                                                      "profiling"}
+    metrics = json.loads((out / "metrics.json").read_text())
+    assert 0.0 <= metrics["accuracy"] <= 1.0 and metrics["kind"] == "measured"
