@@ -1,0 +1,104 @@
+"""``profile_model``: static analysis + local measurement + projections -> profile.json content."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Any
+
+from hackforge_edge.errors import ProfileError
+
+SCHEMA_VERSION = 1
+
+
+def model_info(onnx_path) -> dict[str, Any]:
+    """File size (incl. external data), opset, producer and the declared inputs/outputs."""
+    from hackforge_edge.profiling.static import _opset, graph_inputs, load_onnx
+
+    path = Path(onnx_path)
+    model = load_onnx(path)
+
+    def _io(vi):
+        tt = vi.type.tensor_type
+        dims = [d.dim_value if d.HasField("dim_value") else (d.dim_param or "?")
+                for d in tt.shape.dim] if tt.HasField("shape") else None
+        from onnx import helper
+        try:
+            dtype = str(helper.tensor_dtype_to_np_dtype(tt.elem_type))
+        except Exception:  # undefined / sequence types
+            dtype = str(tt.elem_type)
+        return {"name": vi.name, "shape": dims, "dtype": dtype}
+
+    external = set()
+    for init in model.graph.initializer:
+        for kv in init.external_data:
+            if kv.key == "location":
+                external.add(kv.value)
+    size = path.stat().st_size + sum((path.parent / f).stat().st_size for f in external
+                                     if (path.parent / f).is_file())
+    return {"path": str(path), "bytes": int(size), "external_data": sorted(external),
+            "opset": _opset(model), "producer": f"{model.producer_name} {model.producer_version}".strip(),
+            "inputs": [_io(i) for i in graph_inputs(model)],
+            "outputs": [_io(o) for o in model.graph.output]}
+
+
+def profile_model(onnx_path: str | os.PathLike, profiles: list[str], *,
+                  batch_sizes=(1, 4, 8), seq_len: int | None = None, input_shapes=None,
+                  meter=None, precisions=("fp32",), all_modes: bool = False,
+                  measure_local: bool = True, runs: int | None = None,
+                  warmup: int | None = None, progress=None) -> dict:
+    """Everything profile.json holds (schema in :mod:`hackforge_edge.profiling`).
+
+    Projections use each profile's stored calibration when there is one (see
+    :func:`~hackforge_edge.profiling.calibrate.load_calibration`), else its priors. A target
+    that cannot run a precision is listed under ``skipped`` with the reason.
+    """
+    from hackforge_edge.bundle import utc_now
+    from hackforge_edge.profiling.calibrate import load_calibration
+    from hackforge_edge.profiling.hardware import load_profile
+    from hackforge_edge.profiling.measure import measure
+    from hackforge_edge.profiling.project import project
+    from hackforge_edge.profiling.static import analyze
+
+    say = progress or (lambda msg: None)
+    batch_sizes = sorted({int(b) for b in batch_sizes})
+    loaded = [load_profile(p) for p in profiles]          # fail early on a bad name
+    info = model_info(onnx_path)
+    statics = {}
+    for b in batch_sizes:
+        say(f"static analysis at batch {b}")
+        statics[b] = analyze(onnx_path, batch=b, seq_len=seq_len, input_shapes=input_shapes)
+    local = None
+    if measure_local:
+        say("measuring on this machine")
+        local = measure(onnx_path, batch_sizes=batch_sizes, seq_len=seq_len,
+                        input_shapes=input_shapes, meter=meter,
+                        runs=runs if runs is not None else 10,
+                        warmup=warmup if warmup is not None else 2, max_seconds_per_batch=5.0)
+    projections, skipped = [], []
+    for prof in loaded:
+        cal = load_calibration(prof)
+        modes = [m.name for m in prof.power_modes] if all_modes else [prof.default_mode]
+        for mode in modes:
+            for precision in precisions:
+                for b in batch_sizes:
+                    try:
+                        pj = project(statics[b], prof, mode=mode, precision=precision,
+                                     batch=b, calibration=cal)
+                    except ProfileError as exc:
+                        skipped.append({"profile": prof.name, "mode": mode,
+                                        "precision": precision, "batch": b, "reason": str(exc)})
+                        continue
+                    d = pj.to_json()
+                    d["default_mode"] = mode == prof.default_mode
+                    projections.append(d)
+    return {
+        "schema_version": SCHEMA_VERSION,
+        "generated_at": utc_now(),
+        "model": info,
+        "static": {str(b): s.to_json() for b, s in statics.items()},
+        "local": local.to_json() if local is not None else None,
+        "projections": projections,
+        "skipped": skipped,
+        "profiles": {p.name: p.to_json() for p in loaded},
+    }
