@@ -34,7 +34,7 @@ def benchmark(
 ) -> None:
     """Measure MODEL on this machine (onnxruntime CPU): latency percentiles, throughput, memory,
     energy per inference (measured by a meter when one is available, else estimated)."""
-    from rich.console import Console
+    from hackforge_edge.cli._console import make_console
     from rich.table import Table
 
     from hackforge_edge.bundle import atomic_write_json, resolve_model
@@ -63,7 +63,7 @@ def benchmark(
         table.add_row(str(r.batch), str(r.runs), f"{lat['p50']:.2f}", f"{lat['p95']:.2f}",
                       f"{lat['p99']:.2f}", f"{lat['mean']:.2f}", f"{r.throughput_per_s:.1f}",
                       energy, str(e.get("kind", "-")))
-    console = Console()
+    console = make_console()
     console.print(table)
     mem = m.memory
     typer.echo(f"session creation {m.session_create_s * 1000:.0f} ms (measured); RSS +"

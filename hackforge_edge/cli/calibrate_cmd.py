@@ -29,7 +29,7 @@ def calibrate(
     That fit is also used, with a widened band, as a prior for other ort-cpu profiles.
     With --measured: fit PROFILE to latencies you measured on that device.
     """
-    from rich.console import Console
+    from hackforge_edge.cli._console import make_console
     from rich.table import Table
 
     from hackforge_edge.cli.benchmark_cmd import parse_int_list
@@ -54,7 +54,7 @@ def calibrate(
         table.add_row(r["model"], str(r["batch"]), f"{r['measured_ms']:.2f}",
                       f"{r['predicted_ms']:.2f}",
                       f"{(r['predicted_ms'] / r['measured_ms'] - 1) * 100:+.1f}")
-    Console().print(table)
+    make_console().print(table)
     p = cal.params
     typer.echo(f"eta_c {p['eta_c']:.3f}  eta_c_depthwise {p['eta_c_depthwise']:.3f}  "
                f"eta_m {p['eta_m']:.3f}  t_launch {p['t_launch_us']:.1f} us  "

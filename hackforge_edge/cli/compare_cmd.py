@@ -14,13 +14,13 @@ def compare(
     out: Optional[Path] = typer.Option(None, "--out", help="Also write compare.json and compare.md here."),
 ) -> None:
     """Compare transfer strategies across bundles: accuracy vs training energy and CO2."""
-    from rich.console import Console
+    from hackforge_edge.cli._console import make_console
 
     from hackforge_edge.bundle import atomic_write_json, atomic_write_text
     from hackforge_edge.energy.compare import compare_bundles, comparison_markdown, render_comparison_table
 
     rows = compare_bundles(bundles)
-    Console().print(render_comparison_table(rows))
+    make_console().print(render_comparison_table(rows))
     if out is not None:
         atomic_write_json(out / "compare.json", {"rows": rows})
         atomic_write_text(out / "compare.md", comparison_markdown(rows))

@@ -66,11 +66,9 @@ def profile(
         from hackforge_edge.bundle import dumps_json
         typer.echo(dumps_json(result.feasibility), nl=False)
         return
-    from rich.console import Console
+    from hackforge_edge.cli._console import make_console
 
-    console = Console()
-    if not console.is_terminal:  # piped or captured: do not squeeze the table into 80 columns
-        console = Console(width=160)
+    console = make_console()
     console.print(verdict_table(result.feasibility))
     for name, path in result.paths.items():
         if not name.startswith("figure_"):

@@ -15,7 +15,7 @@ def _fmt_peak(v) -> str:
 @app.command("list")
 def list_profiles_cmd() -> None:
     """Table of every profile: engine, fp32/fp16/int8 peaks (T(FL)OPS), memory, bandwidth, modes."""
-    from rich.console import Console
+    from hackforge_edge.cli._console import make_console
     from rich.table import Table
 
     from hackforge_edge.profiling.hardware import list_profiles, load_profile
@@ -36,7 +36,7 @@ def list_profiles_cmd() -> None:
         table.add_row(p.name, p.engine, _fmt_peak(p.peak_tflops.fp32), _fmt_peak(p.peak_tflops.fp16),
                       _fmt_peak(p.peak_tflops.int8), f"{p.memory_gb:.3g}", f"{p.bandwidth_gbs:.4g}",
                       modes, state)
-    Console().print(table)
+    make_console().print(table)
     typer.echo("G = GFLOPS/GOPS. `hf-edge profiles show NAME` prints one profile with its sources.")
 
 
