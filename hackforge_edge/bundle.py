@@ -198,3 +198,25 @@ def resolve_model(path: str | os.PathLike, require_manifest: bool = False) -> Mo
         raise ModelFileError(f"{path}: expected an .onnx file or a bundle directory")
     bundle_dir = path.parent if (path.parent / MANIFEST).is_file() and path.name == MODEL else None
     return ModelRef(onnx_path=path, bundle_dir=bundle_dir)
+
+
+def refresh_manifest(run_dir: str | os.PathLike, *, command: str) -> Path | None:
+    """Re-hash a complete bundle's artifacts after a later command rewrote some of them.
+
+    A bundle without a manifest stays incomplete (nothing is written). Otherwise the manifest
+    keeps its history and gains an ``amended`` entry: when, by which command, which files.
+    """
+    run_dir = Path(run_dir)
+    path = run_dir / MANIFEST
+    if not path.is_file():
+        return None
+    manifest = read_json(path)
+    before = manifest.get("artifacts", {})
+    after = artifact_hashes(run_dir)
+    changed = sorted(k for k in after if before.get(k, {}).get("sha256") != after[k]["sha256"])
+    if not changed:
+        return path
+    manifest["artifacts"] = after
+    manifest.setdefault("amended", []).append(
+        {"at": utc_now(), "command": command, "files": changed})
+    return atomic_write_json(path, manifest)

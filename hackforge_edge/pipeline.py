@@ -16,6 +16,7 @@ from typing import Any, Callable
 
 from hackforge_edge import bundle
 from hackforge_edge.errors import UsageError
+from hackforge_edge.training import DEFAULTS  # the no-argument run's recipe (no torch import)
 
 log = logging.getLogger(__name__)
 
@@ -27,19 +28,19 @@ VARIANTS = ("fp16", "int8")
 class TrainExportConfig:
     """Everything ``train-and-export`` needs, resolved; recorded verbatim in the manifest."""
 
-    model: str = "resnet18"
-    strategy: str = "lora"
+    model: str = DEFAULTS.model
+    strategy: str = DEFAULTS.strategy
     data: str | None = None            # None = the toolkit's synthetic target domain
-    image_size: int = 64               # pixels (square)
-    epochs: int = 4
+    image_size: int = DEFAULTS.image_size   # pixels (square)
+    epochs: int = DEFAULTS.epochs
     data_fraction: float = 1.0
     seed: int = 0
-    weights: str = "source"            # none | imagenet | source | PATH
+    weights: str = DEFAULTS.weights    # none | imagenet | source | PATH
     device: str = "auto"
-    lr: float | None = None
-    batch_size: int = 32
-    lora_rank: int = 8
-    lora_alpha: int = 16
+    lr: float = DEFAULTS.lr
+    batch_size: int = DEFAULTS.batch_size
+    lora_rank: int = DEFAULTS.lora_rank
+    lora_alpha: float = DEFAULTS.lora_alpha
     group_pattern: str | None = None
     variants: tuple[str, ...] = ()
     profiles: tuple[str, ...] = DEFAULT_PROFILES
@@ -64,7 +65,7 @@ class TrainExportConfig:
             problems.append(f"--image-size must be >= 16 pixels, got {self.image_size}")
         if self.batch_size < 2:
             problems.append(f"--batch-size must be >= 2, got {self.batch_size}")
-        if self.lr is not None and self.lr <= 0:
+        if self.lr <= 0:
             problems.append(f"--lr must be > 0, got {self.lr}")
         if self.device not in ("auto", "cpu", "cuda"):
             problems.append(f"--device must be auto, cpu or cuda, got {self.device!r}")
@@ -185,7 +186,7 @@ def _execute(cfg, out: Path, started_at: str, req, grid, say) -> Path:
                                    lora_alpha=cfg.lora_alpha, seed=cfg.seed)
     say(f"strategy {cfg.strategy}: {params.trainable_params:,} of {params.total_params:,} parameters trainable")
 
-    lr = cfg.lr if cfg.lr is not None else _default_lr(cfg.strategy)
+    lr = cfg.lr
     with phases.phase("target_transfer"):
         result = train(model, splits, epochs=cfg.epochs, lr=lr, batch_size=cfg.batch_size,
                        seed=cfg.seed, device=cfg.device, progress=cfg.progress)
@@ -255,11 +256,6 @@ def _execute(cfg, out: Path, started_at: str, req, grid, say) -> Path:
     })
     say(f"done: {out / 'manifest.json'}")
     return out
-
-
-def _default_lr(strategy: str) -> float:
-    """Learning rates that work for the default data; head-only and adapters tolerate more."""
-    return {"frozen": 3e-3, "lora": 2e-3, "finetune": 1e-3, "scratch": 2e-3}.get(strategy, 1e-3)
 
 
 def _make_variants(cfg, out: Path, splits, split_to_nchw, say) -> dict[str, Any]:

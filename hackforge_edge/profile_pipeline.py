@@ -144,6 +144,9 @@ def run_profile(target: str | os.PathLike, profiles: Sequence[str], requirements
 
         paths.update(build_report(ref.bundle_dir or out_dir, profile=profile_json, feasibility=feasibility,
                                   comparison_rows=comparison_rows, out_dir=out_dir))
+    if is_bundle and out_dir == ref.bundle_dir:
+        # a finished bundle stays verifiable: its manifest re-hashes what was rewritten
+        bundle.refresh_manifest(out_dir, command="hf-edge profile")
     return ProfileResult(profile=profile_json, feasibility=feasibility, grid=grid, out_dir=out_dir,
                          is_bundle=is_bundle, paths=paths)
 

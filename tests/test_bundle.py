@@ -70,3 +70,15 @@ def test_resolve_model(tmp_path):
     assert ref.bundle_dir == tmp_path and ref.sidecar("labels.json") is None
     with pytest.raises(BundleError, match="incomplete"):
         bundle.resolve_model(tmp_path, require_manifest=True)
+
+
+def test_refresh_manifest_records_amendments(tmp_path):
+    (tmp_path / "report.md").write_text("v1")
+    assert bundle.refresh_manifest(tmp_path, command="x") is None  # incomplete stays incomplete
+    assert not (tmp_path / "manifest.json").exists()
+    bundle.write_manifest(tmp_path, config={}, seed=0, started_at=bundle.utc_now())
+    (tmp_path / "report.md").write_text("v2")
+    bundle.refresh_manifest(tmp_path, command="hf-edge report")
+    m = json.loads((tmp_path / "manifest.json").read_text())
+    assert m["artifacts"]["report.md"]["sha256"] == bundle.sha256_file(tmp_path / "report.md")
+    assert m["amended"][0]["command"] == "hf-edge report" and m["amended"][0]["files"] == ["report.md"]

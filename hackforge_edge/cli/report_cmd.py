@@ -41,6 +41,8 @@ def report(
             rows = compare_bundles([bundle_dir, *compare])
         paths = build_report(bundle_dir, profile=parts["profile"], feasibility=feasibility,
                              comparison_rows=rows)
+        from hackforge_edge.bundle import refresh_manifest
+        refresh_manifest(bundle_dir, command="hf-edge report")
     except HFEdgeError as exc:
         typer.echo(f"error: {exc}", err=True)
         raise typer.Exit(exc.exit_code) from None

@@ -28,10 +28,10 @@ def train_and_export(
     out: Optional[str] = typer.Option(None, help="Bundle directory (default runs/<model>-<strategy>-<time>)."),
     overwrite: bool = typer.Option(False, help="Replace an existing non-empty --out."),
     device: str = typer.Option(_D["device"], help="auto | cpu | cuda."),
-    lr: Optional[float] = typer.Option(None, help="Learning rate (default per strategy)."),
+    lr: float = typer.Option(_D["lr"], help="AdamW peak learning rate (cosine-decayed)."),
     batch_size: int = typer.Option(_D["batch_size"], help="Training batch size."),
     lora_rank: int = typer.Option(_D["lora_rank"], help="LoRA rank r."),
-    lora_alpha: int = typer.Option(_D["lora_alpha"], help="LoRA alpha (update scaled by alpha/r)."),
+    lora_alpha: float = typer.Option(_D["lora_alpha"], help="LoRA alpha (update scaled by alpha/r)."),
     group_pattern: Optional[str] = typer.Option(None, help="Regex on file names whose match (or first "
                                                 "group) keeps a group, e.g. a patient id, in one split."),
     variants: str = typer.Option("", help="Comma-separated extra exports judged on target data: fp16,int8."),
@@ -56,7 +56,7 @@ def train_and_export(
 
     With no arguments: the embedded default (synthetic histopathology-like data, no download).
     """
-    from rich.console import Console
+    from hackforge_edge.cli._console import make_console
 
     from hackforge_edge import pipeline
 
@@ -75,5 +75,5 @@ def train_and_export(
         requirements_file=requirements, tdp_w=tdp_w, out=out, overwrite=overwrite,
         progress=not quiet,
     )
-    console = Console(stderr=False, highlight=False)
+    console = make_console(highlight=False)
     pipeline.run(cfg, say=console.print)
