@@ -229,14 +229,15 @@ def _execute(cfg, out: Path, started_at: str, req, grid, say) -> Path:
 
         with phases.phase("profiling"):
             profile_result = run_profile(out, cfg.profiles, req, meter=meter, report=False)
-        for v in profile_result.feasibility.get("verdicts", []):
-            say(f"  {v.get('profile')}{'/' + v['mode'] if v.get('mode') else ''}: {v.get('verdict')}")
+        counts = profile_result.feasibility.get("counts", {})
+        say("verdicts: " + ", ".join(f"{counts.get(k, 0)} {k}" for k in ("PASS", "MARGINAL", "FAIL")))
 
     carbon = write_training_carbon(out, phases, grid, extra={
         "tdp_w": tdp_w, "tdp_origin": tdp_origin, "meter_skipped": getattr(meter, "skipped", None)})
     totals = carbon.get("totals", {})
-    say(f"training energy: {totals.get('energy_kwh')} kWh ({carbon.get('kind')}), "
-        f"{totals.get('co2_kg')} kg CO2e at {grid.intensity_g_per_kwh} g/kWh ({grid.region})")
+    say(f"training energy: {_g(totals.get('energy_kwh'))} kWh ({carbon.get('kind')}: "
+        f"{', '.join(carbon.get('methods', []))}), {_g(totals.get('co2_kg'))} kg CO2e at "
+        f"{grid.intensity_g_per_kwh:g} g/kWh ({grid.region}, PUE {grid.pue:g})")
 
     if profile_result is not None:
         from hackforge_edge.report.build import build_report
@@ -256,6 +257,11 @@ def _execute(cfg, out: Path, started_at: str, req, grid, say) -> Path:
     })
     say(f"done: {out / 'manifest.json'}")
     return out
+
+
+def _g(x: Any) -> str:
+    """Three significant figures, or n/a for a missing value."""
+    return "n/a" if x is None else f"{x:.3g}"
 
 
 def _make_variants(cfg, out: Path, splits, split_to_nchw, say) -> dict[str, Any]:

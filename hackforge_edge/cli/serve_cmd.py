@@ -1,8 +1,81 @@
-"""PLACEHOLDER: replaced by the module that implements `hf-edge serve`."""
+"""``hf-edge serve``: serve a bundle (or a bare .onnx) over HTTP with uvicorn.
+
+Binds 127.0.0.1 by default; pass ``--host 0.0.0.0`` to listen on the network (the Docker
+images do, inside the container). The API key comes only from ``HF_EDGE_API_KEY`` so it never
+lands in shell history or ``ps`` output.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import List, Optional
 
 import typer
 
+_LOOPBACK = {"127.0.0.1", "localhost", "::1"}
 
-def serve() -> None:
-    """Not implemented yet."""
-    raise typer.Exit(3)
+
+def serve(
+    model: Path = typer.Argument(..., help="Bundle directory (with model.onnx, labels.json, "
+                                           "preprocess.json) or a bare .onnx file."),
+    host: str = typer.Option("127.0.0.1", help="Interface to bind (0.0.0.0 = every interface)."),
+    port: int = typer.Option(8000, min=0, max=65535, help="TCP port (0 = pick a free one)."),
+    providers: Optional[List[str]] = typer.Option(
+        None, "--providers", help="Execution providers in priority order, comma-separated or repeated "
+                                  "(tensorrt, cuda, cpu, ...). Default: TensorRT, CUDA, CPU where available."),
+    max_batch: Optional[int] = typer.Option(None, help="Most items in one request [env HF_EDGE_MAX_BATCH, 32]."),
+    max_body_mb: Optional[float] = typer.Option(None, help="Largest request body in MiB "
+                                                           "[env HF_EDGE_MAX_BODY_MB, 16]."),
+    max_image_side: Optional[int] = typer.Option(None, help="Largest image width/height in pixels "
+                                                            "[env HF_EDGE_MAX_IMAGE_SIDE, 8192]."),
+    max_image_mpix: Optional[float] = typer.Option(None, help="Largest image area in megapixels "
+                                                              "[env HF_EDGE_MAX_IMAGE_MPIX, 40]."),
+    intra_op_threads: Optional[int] = typer.Option(
+        None, help="onnxruntime intra-op threads per run; 0 = onnxruntime's default (one per core) "
+                   "[env HF_EDGE_INTRA_OP_THREADS]."),
+    inter_op_threads: Optional[int] = typer.Option(None, help="onnxruntime inter-op threads; 0 = default "
+                                                              "[env HF_EDGE_INTER_OP_THREADS]."),
+    max_concurrent_runs: Optional[int] = typer.Option(
+        None, help="session.run calls executing at once; 0 = auto: cores // intra-op threads on CPU "
+                   "(1 with the defaults), 2 on GPU [env HF_EDGE_MAX_CONCURRENT_RUNS]."),
+    warmup_runs: Optional[int] = typer.Option(None, help="Warm-up runs before /readyz says ready "
+                                                         "[env HF_EDGE_WARMUP_RUNS, 3]."),
+    log_level: str = typer.Option("info", help="uvicorn log level."),
+    access_log: bool = typer.Option(True, help="Log every request line."),
+) -> None:
+    """Serve MODEL over HTTP: /healthz /readyz /v1/metadata /v1/predict /metrics."""
+    import logging
+
+    import uvicorn
+
+    from hackforge_edge.serving.app import create_app
+    from hackforge_edge.serving.settings import MIB, load_settings
+
+    names = [p.strip() for item in (providers or []) for p in item.split(",") if p.strip()]
+    settings = load_settings({
+        "providers": names or None,
+        "max_batch": max_batch,
+        "max_body_bytes": int(round(max_body_mb * MIB)) if max_body_mb is not None else None,
+        "max_image_side": max_image_side,
+        "max_image_pixels": int(round(max_image_mpix * 1_000_000)) if max_image_mpix is not None else None,
+        "intra_op_threads": intra_op_threads,
+        "inter_op_threads": inter_op_threads,
+        "warmup_runs": warmup_runs,
+        "max_concurrent_runs": max_concurrent_runs,
+    })
+    # the server's own lines (model loaded, providers, warm-up) in uvicorn's style
+    level = "DEBUG" if log_level.lower() == "trace" else log_level.upper()
+    logging.basicConfig(level=level, format="%(levelname)s:     %(message)s")
+    app = create_app(model, settings=settings)  # bundle and providers are checked here
+    if host not in _LOOPBACK and not settings.auth_enabled:
+        typer.echo(f"warning: listening on {host} without HF_EDGE_API_KEY: anyone who can reach this "
+                   "port can use the model", err=True)
+    config = uvicorn.Config(app, host=host, port=port, log_level=log_level, access_log=access_log,
+                            proxy_headers=False, server_header=False, timeout_graceful_shutdown=10)
+    server = uvicorn.Server(config)
+    server.run()
+    if not server.started:
+        from hackforge_edge.errors import ServingError
+
+        # the lifespan failed (model not loadable) or the port was taken; uvicorn logged details
+        raise ServingError(app.state.host.load_error or f"the server did not start on {host}:{port}")

@@ -76,4 +76,10 @@ def train_and_export(
         progress=not quiet,
     )
     console = make_console(highlight=False)
-    pipeline.run(cfg, say=console.print)
+    out_dir = pipeline.run(cfg, say=console.print)
+    feasibility = out_dir / "feasibility.json"
+    if feasibility.is_file():
+        from hackforge_edge.bundle import read_json
+        from hackforge_edge.cli.profile_cmd import verdict_table
+
+        console.print(verdict_table(read_json(feasibility)))
