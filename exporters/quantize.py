@@ -13,6 +13,7 @@ These functions only build and check the file; judge a variant with
 
 from __future__ import annotations
 
+import contextlib
 import os
 import shutil
 import tempfile
@@ -155,8 +156,28 @@ def _numpy(x: Any) -> Any:
     return x.detach().cpu().numpy() if hasattr(x, "detach") else x
 
 
+@contextlib.contextmanager
+def _scratch_cwd():
+    """Run inside a throw-away working directory: onnxruntime's symbolic shape inference dumps
+    ``sym_shape_infer_temp.onnx`` plus a ``<uuid>.data`` file into the CWD when it cannot
+    infer every shape (onnxruntime/tools/symbolic_shape_infer.py), before raising."""
+    old = os.getcwd()
+    with tempfile.TemporaryDirectory(prefix="hf-edge-shape-infer-") as tmp:
+        os.chdir(tmp)
+        try:
+            yield
+        finally:
+            os.chdir(old)
+
+
 def _preprocess(src: Path, dst: Path) -> str:
     """quant_pre_process; falls back to ONNX shape inference alone if symbolic inference fails."""
+    src, dst = Path(src).resolve(), Path(dst).resolve()  # the CWD changes below
+    with _scratch_cwd():
+        return _preprocess_here(src, dst)
+
+
+def _preprocess_here(src: Path, dst: Path) -> str:
     from onnxruntime.quantization.shape_inference import quant_pre_process
 
     try:
