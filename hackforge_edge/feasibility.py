@@ -81,7 +81,8 @@ ENERGY_INCLUDED = (
 # small readers: projections may carry a number or a {value, low, high, kind, method} dict
 
 
-def _num(x: Any) -> float | None:
+def value_of(x: Any) -> float | None:
+    """A finite float from a number or a {value, ...} dict; None for missing, bool or non-finite."""
     if isinstance(x, Mapping):
         x = x.get("value")
     if x is None or isinstance(x, bool):
@@ -95,10 +96,10 @@ def _num(x: Any) -> float | None:
 
 def _band(x: Any) -> tuple[float | None, float | None, float | None]:
     """(value, low, high); a missing band collapses onto the value."""
-    v = _num(x)
+    v = value_of(x)
     if not isinstance(x, Mapping):
         return v, v, v
-    lo, hi = _num(x.get("low")), _num(x.get("high"))
+    lo, hi = value_of(x.get("low")), value_of(x.get("high"))
     lo = v if lo is None else lo
     hi = v if hi is None else hi
     return v, lo, hi
@@ -177,7 +178,7 @@ def check_latency(proj: Mapping, limit_ms: float, percentile: str, cfg: Feasibil
 
 
 def _throughput_band(proj: Mapping) -> tuple[float | None, float | None, float | None]:
-    t = _num(proj.get("throughput_per_s"))
+    t = value_of(proj.get("throughput_per_s"))
     tv, tlo, thi = _band(proj.get("throughput_per_s"))
     if isinstance(proj.get("throughput_per_s"), Mapping) and tlo != tv:
         return tv, tlo, thi
@@ -214,8 +215,8 @@ def check_throughput(proj: Mapping, min_per_s: float, cfg: FeasibilityConfig) ->
 
 
 def check_memory(proj: Mapping, headroom: float) -> dict:
-    req = _num(proj.get("memory_required_bytes"))
-    cap = _num(proj.get("memory_capacity_bytes"))
+    req = value_of(proj.get("memory_required_bytes"))
+    cap = value_of(proj.get("memory_capacity_bytes"))
     out: dict[str, Any] = {"required_bytes": req, "capacity_bytes": cap, "headroom": headroom,
                            "usable_bytes": None if cap is None else cap * (1 - headroom),
                            "kind": proj.get("kind", "projected")}
@@ -236,7 +237,7 @@ def check_memory(proj: Mapping, headroom: float) -> dict:
 
 
 def check_power(proj: Mapping, budget_w: float, cfg: FeasibilityConfig) -> dict:
-    p = _num(proj.get("power_w"))
+    p = value_of(proj.get("power_w"))
     pw = proj.get("power_w")
     out: dict[str, Any] = {"budget_w": budget_w, "power_w": p,
                            "kind": _get(pw, "kind", "estimated") if isinstance(pw, Mapping) else "estimated"}
@@ -267,7 +268,7 @@ def _energy_per_inference(proj: Mapping) -> dict:
                 "kind": _get(e, "kind", "estimated") if isinstance(e, Mapping) else "estimated",
                 "method": _get(e, "method") if isinstance(e, Mapping) else None}
     # fallback: power under load x latency per item
-    p, lat, batch = _num(proj.get("power_w")), _num(proj.get("latency_ms")), _num(proj.get("batch")) or 1
+    p, lat, batch = value_of(proj.get("power_w")), value_of(proj.get("latency_ms")), value_of(proj.get("batch")) or 1
     if p is None or lat is None:
         return {"value": None, "low": None, "high": None, "kind": None,
                 "method": "not available (projection has neither energy nor power x latency)"}
@@ -284,24 +285,24 @@ def _idle_power_w(proj: Mapping, profiles: Mapping | None = None) -> tuple[float
     """Idle power of the device in the projection's mode: from the projection, else from the
     hardware profile profile.json carries (``profiles[name].power_modes[].idle_w``)."""
     for key in ("idle_power_w", "power_idle_w", "idle_w"):
-        if _num(proj.get(key)) is not None:
-            return _num(proj.get(key)), _method_of(proj.get(key)) or f"projection.{key}"
+        if value_of(proj.get(key)) is not None:
+            return value_of(proj.get(key)), _method_of(proj.get(key)) or f"projection.{key}"
     for parent in ("power", "power_w", "energy_per_inference_j"):
         sub = proj.get(parent)
         if isinstance(sub, Mapping):
             for key in ("idle_power_w", "idle_w"):
-                if _num(sub.get(key)) is not None:
-                    return _num(sub.get(key)), f"projection.{parent}.{key}"
+                if value_of(sub.get(key)) is not None:
+                    return value_of(sub.get(key)), f"projection.{parent}.{key}"
             inputs = sub.get("inputs")
             if isinstance(inputs, Mapping):
                 for key in ("idle_power_w", "idle_w"):
-                    if _num(inputs.get(key)) is not None:
-                        return _num(inputs.get(key)), f"projection.{parent}.inputs.{key}"
+                    if value_of(inputs.get(key)) is not None:
+                        return value_of(inputs.get(key)), f"projection.{parent}.inputs.{key}"
     hw = (profiles or {}).get(proj.get("profile"))
     if isinstance(hw, Mapping):
         for pm in hw.get("power_modes") or []:
-            if pm.get("name") == proj.get("mode") and _num(pm.get("idle_w")) is not None:
-                return _num(pm["idle_w"]), f"profile {proj.get('profile')} power mode {pm['name']} idle_w (estimated)"
+            if pm.get("name") == proj.get("mode") and value_of(pm.get("idle_w")) is not None:
+                return value_of(pm["idle_w"]), f"profile {proj.get('profile')} power mode {pm['name']} idle_w (estimated)"
     return None, None
 
 
@@ -367,8 +368,8 @@ def workload_and_energy(proj: Mapping, req: Any, grid: Any, cfg: FeasibilityConf
     out["energy_per_year_kwh"] = {"value": kwh_year, "band": band, "days_per_year": cfg.days_per_year,
                                   "kind": "estimated", "method": "energy_per_day x days_per_year"}
 
-    intensity = _num(_get(grid, "intensity_g_per_kwh"))
-    pue = _num(_get(grid, "pue"))
+    intensity = value_of(_get(grid, "intensity_g_per_kwh"))
+    pue = value_of(_get(grid, "pue"))
     if grid is None or intensity is None:
         out["co2_kg_per_year"] = None
         notes.append("no grid intensity given: CO2 not computed")
@@ -424,24 +425,24 @@ def measured_operating_points(local: Mapping | None, percentile: str,
     if isinstance(hw, Mapping):
         mode = next((m for m in hw.get("power_modes") or [] if m.get("name") == hw.get("default_mode")),
                     (hw.get("power_modes") or [None])[0])
-        if isinstance(mode, Mapping) and _num(mode.get("idle_w")) is not None:
-            idle = {"value": _num(mode["idle_w"]), "kind": "estimated",
+        if isinstance(mode, Mapping) and value_of(mode.get("idle_w")) is not None:
+            idle = {"value": value_of(mode["idle_w"]), "kind": "estimated",
                     "method": f"profile local power mode {mode.get('name')} idle_w"}
     out = []
     for b in local.get("batches") or []:
         if b.get("status") != "ok":
             continue
         lat = b.get("latency_ms") or {}
-        p = _num(lat.get(percentile))
+        p = value_of(lat.get(percentile))
         en = b.get("energy_per_inference_j") or {}
-        power = _num(en.get("avg_power_w")) if isinstance(en, Mapping) else None
+        power = value_of(en.get("avg_power_w")) if isinstance(en, Mapping) else None
         out.append({
             "profile": MEASURED_PROFILE, "mode": "measured", "engine": local.get("engine"),
             "precision": "fp32", "batch": b.get("batch"), "kind": "measured",
             "method": b.get("method") or local.get("method"),
             "latency_definition": f"measured {percentile} of {local.get('runs')} timed runs "
                                   "(onnxruntime session.run wall clock, input already in memory)",
-            "latency_ms": {"value": p, "low": p, "high": p, **{k: _num(v) for k, v in lat.items()}},
+            "latency_ms": {"value": p, "low": p, "high": p, **{k: value_of(v) for k, v in lat.items()}},
             "throughput_per_s": b.get("throughput_per_s"),
             "memory_required_bytes": mem.get("rss_peak_bytes"),
             "memory_capacity_bytes": dev.get("memory_bytes"),
@@ -475,7 +476,7 @@ def _requirements_dict(req: Any) -> dict:
 def _candidate_rank(c: tuple) -> tuple:
     proj, _, verdict, throughput = c
     # PASS/MARGINAL: the most throughput; all FAIL: the least demanding point (smallest batch)
-    second = (_num(proj.get("batch")) or 0) if verdict == FAIL else -throughput
+    second = (value_of(proj.get("batch")) or 0) if verdict == FAIL else -throughput
     return (_RANK[verdict], second)
 
 
@@ -499,10 +500,10 @@ def evaluate(profile_json: Mapping, requirements: Any, grid: Any = None,
     entries = []
     for (profile, mode, engine, precision), projs in groups.items():
         candidates = []
-        for proj in sorted(projs, key=lambda p: _num(p.get("batch")) or 0):
+        for proj in sorted(projs, key=lambda p: value_of(p.get("batch")) or 0):
             checks = _checks(proj, requirements, cfg)
             verdict = _worst(c["verdict"] for c in checks.values())
-            t = _num(proj.get("throughput_per_s")) or 0.0
+            t = value_of(proj.get("throughput_per_s")) or 0.0
             candidates.append((proj, checks, verdict, t))
         proj, checks, verdict, _ = min(candidates, key=_candidate_rank)
         energy = workload_and_energy(proj, requirements, grid, cfg, profile_json.get("profiles"))
@@ -522,7 +523,7 @@ def evaluate(profile_json: Mapping, requirements: Any, grid: Any = None,
             "latency_definition": proj.get("latency_definition"),
             **energy,
             "batches": [{"batch": c[0].get("batch"), "verdict": c[2],
-                         "latency_ms": _num(c[0].get("latency_ms")), "throughput_per_s": c[3] or None}
+                         "latency_ms": value_of(c[0].get("latency_ms")), "throughput_per_s": c[3] or None}
                         for c in candidates],
         })
 

@@ -11,7 +11,6 @@ import io
 import json
 import os
 import re
-import socket
 import struct
 import subprocess
 import sys

@@ -508,8 +508,6 @@ def analyze(onnx_path: str | os.PathLike, *, batch: int = 1, seq_len: int | None
 
     Raises ModelFileError for unreadable files and for inputs whose shapes cannot be inferred.
     """
-    import onnx
-
     if batch < 1:
         raise ModelFileError(f"batch must be >= 1, got {batch}")
     path = Path(onnx_path)

@@ -13,13 +13,13 @@ the ONNX graph.
 from __future__ import annotations
 
 import base64
-import math
 import os
 from pathlib import Path
 from typing import Any, Iterable, Mapping, Sequence
 
 from hackforge_edge import bundle
 from hackforge_edge.errors import BundleError
+from hackforge_edge.feasibility import value_of
 
 SCHEMA_VERSION = 1
 PROFILE_JSON = "profile.json"
@@ -43,21 +43,9 @@ KIND_TAG = {"measured": "M", "estimated": "E", "projected": "P", "static": "S"}
 # cells and tables
 
 
-def _num(x: Any) -> float | None:
-    if isinstance(x, Mapping):
-        x = x.get("value")
-    if x is None or isinstance(x, bool):
-        return None
-    try:
-        v = float(x)
-    except (TypeError, ValueError):
-        return None
-    return v if math.isfinite(v) else None
-
-
 def fmt(x: Any, unit: str = "", nd: int = 3) -> str:
     """Number with ``nd`` significant digits (integers >= 1000 in full with thin grouping)."""
-    v = _num(x)
+    v = value_of(x)
     if v is None:
         return "n/a"
     if v == 0:
@@ -72,7 +60,7 @@ def fmt(x: Any, unit: str = "", nd: int = 3) -> str:
 
 
 def fmt_bytes(b: Any) -> str:
-    v = _num(b)
+    v = value_of(b)
     if v is None:
         return "n/a"
     for unit, div in (("GiB", 2**30), ("MiB", 2**20), ("KiB", 2**10)):
@@ -262,7 +250,7 @@ def _flatten(obj: Any, prefix: str = "", max_rows: int = 60) -> list[tuple[str, 
         elif isinstance(x, list) and x and all(isinstance(i, list) for i in x):
             return  # matrices are rendered separately
         elif isinstance(x, list):
-            out.append((path, ", ".join(str(fmt(i) if _num(i) is not None else i) for i in x[:12])))
+            out.append((path, ", ".join(str(fmt(i) if value_of(i) is not None else i) for i in x[:12])))
         else:
             out.append((path, x))
 
@@ -273,7 +261,7 @@ def _flatten(obj: Any, prefix: str = "", max_rows: int = 60) -> list[tuple[str, 
 def _value_text(v: Any) -> str:
     if isinstance(v, bool) or v is None:
         return str(v).lower() if v is not None else "n/a"
-    if _num(v) is not None and not isinstance(v, str):
+    if value_of(v) is not None and not isinstance(v, str):
         return fmt(v, nd=4)
     return str(v)
 
@@ -284,7 +272,7 @@ def _metrics_section(metrics: Mapping | None) -> tuple[dict | None, dict | None]
     kind = metrics.get("kind", "measured")
     method = metrics.get("method") or "evaluated on the held-out target-domain test split"
     skip = {"kind", "method", "confusion_matrix", "labels", "class_names"}
-    rows = [[cell(k), cell(_value_text(v), kind if _num(v) is not None and not isinstance(v, (str, bool)) else None, method)]
+    rows = [[cell(k), cell(_value_text(v), kind if value_of(v) is not None and not isinstance(v, (str, bool)) else None, method)]
             for k, v in _flatten({k: v for k, v in metrics.items() if k not in skip})]
     cm = None
     cmat = _find_key(metrics, "confusion_matrix")
@@ -328,8 +316,8 @@ def _carbon_table(tc: Mapping | None) -> dict | None:
         phases = [{"phase": k, **v} for k, v in phases.items()]
     rows = []
     for p in phases:
-        e_j = _num(p.get("energy_j"))
-        kwh = _num(p.get("energy_kwh")) if p.get("energy_kwh") is not None else (None if e_j is None else e_j / 3.6e6)
+        e_j = value_of(p.get("energy_j"))
+        kwh = value_of(p.get("energy_kwh")) if p.get("energy_kwh") is not None else (None if e_j is None else e_j / 3.6e6)
         band_text = _band_text(p.get("band"))
         kind, method = p.get("kind"), p.get("method")
         rows.append([cell(str(p.get("phase") or p.get("name") or "-")),
@@ -355,7 +343,7 @@ def _generic_table(title: str, data: Mapping | None, kind: str, method: str) -> 
     if not data:
         return None
     method = data.get("method", method) if isinstance(data, Mapping) else method
-    rows = [[cell(k), cell(_value_text(v), kind if _num(v) is not None and not isinstance(v, (bool, str)) else None, method)]
+    rows = [[cell(k), cell(_value_text(v), kind if value_of(v) is not None and not isinstance(v, (bool, str)) else None, method)]
             for k, v in _flatten({k: v for k, v in data.items() if k not in ("method",)})]
     return table(title, ["Field", "Value"], rows, [f"method: {method}"])
 
@@ -420,7 +408,7 @@ def _comparison_table(rows_in: Sequence[Mapping] | None) -> dict | None:
             text = _value_text(v)
             if c == "energy_kwh" and r.get("energy_band"):
                 text += _band_text(r.get("energy_band"))
-            row.append(cell(text, kind if _num(v) is not None else None, method))
+            row.append(cell(text, kind if value_of(v) is not None else None, method))
         rows.append(row)
     notes = sorted({f"{k}: {v}" for r in rows_in for k, v in (r.get("provenance") or {}).items()})
     baselines = sorted({(r.get("vs_scratch") or {}).get("baseline") for r in rows_in} - {None})

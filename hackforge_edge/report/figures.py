@@ -8,19 +8,12 @@ written into the axis labels and titles ("projected", "estimated", "measured").
 from __future__ import annotations
 
 import io
-from typing import Any, Mapping
+from typing import Mapping
+
+from hackforge_edge.feasibility import value_of
 
 VERDICT_COLOURS = {"PASS": "#2e7d32", "MARGINAL": "#f9a825", "FAIL": "#c62828"}
 _DPI = 110
-
-
-def _num(x: Any) -> float | None:
-    if isinstance(x, Mapping):
-        x = x.get("value")
-    try:
-        return None if x is None else float(x)
-    except (TypeError, ValueError):
-        return None
 
 
 def _label(e: Mapping) -> str:
@@ -55,23 +48,23 @@ def latency_figure(feasibility: Mapping, profile: Mapping | None = None) -> byte
     the local measurement's p50..p99 is drawn as a separate measured row when present."""
     # measured entries are drawn from profile.json's local block (with their p50..p99 spread)
     entries = [e for e in feasibility.get("entries", [])
-               if _num(e.get("latency_ms")) is not None and e.get("kind") != "measured"]
+               if value_of(e.get("latency_ms")) is not None and e.get("kind") != "measured"]
     rows = []
     for e in entries:
         lat = e["latency_ms"]
-        v = _num(lat)
-        lo = _num(lat.get("low")) if isinstance(lat, Mapping) else v
-        hi = _num(lat.get("high")) if isinstance(lat, Mapping) else v
+        v = value_of(lat)
+        lo = value_of(lat.get("low")) if isinstance(lat, Mapping) else v
+        hi = value_of(lat.get("high")) if isinstance(lat, Mapping) else v
         rows.append((_label(e) + " [projected]", v, v if lo is None else lo, v if hi is None else hi,
                      VERDICT_COLOURS.get(e.get("verdict"), "#555555"), "o"))
     local = (profile or {}).get("local") or {}
     for b in local.get("batches") or []:
         if b.get("status") == "ok" and isinstance(b.get("latency_ms"), Mapping):
             L = b["latency_ms"]
-            p50, p99 = _num(L.get("p50")), _num(L.get("p99"))
+            p50, p99 = value_of(L.get("p50")), value_of(L.get("p99"))
             if p50 is not None:
                 rows.append((f"this machine ({local.get('engine', 'ort-cpu')}, b={b.get('batch')}) [measured p50, bar min-p99]",
-                             p50, _num(L.get("min")) or p50, p99 if p99 is not None else p50, "#1565c0", "s"))
+                             p50, value_of(L.get("min")) or p50, p99 if p99 is not None else p50, "#1565c0", "s"))
     if not rows:
         return None
     fig, ax = _new_figure(len(rows))
@@ -106,20 +99,20 @@ def energy_figure(feasibility: Mapping, profile: Mapping | None = None) -> bytes
         if e.get("kind") == "measured":
             continue
         en = e.get("energy_per_inference_j") or {}
-        v = _num(en)
+        v = value_of(en)
         if v is None:
             continue
-        lo = _num(en.get("low")) if en.get("low") is not None else v
-        hi = _num(en.get("high")) if en.get("high") is not None else v
+        lo = value_of(en.get("low")) if en.get("low") is not None else v
+        hi = value_of(en.get("high")) if en.get("high") is not None else v
         rows.append((f"{_label(e)} [{en.get('kind') or 'estimated'}]", v, lo, hi,
                      VERDICT_COLOURS.get(e.get("verdict"), "#555555")))
     local = (profile or {}).get("local") or {}
     for b in local.get("batches") or []:
         en = b.get("energy_per_inference_j") or {}
-        v = _num(en)
+        v = value_of(en)
         if b.get("status") == "ok" and v is not None:
-            lo = _num(en.get("low")) if en.get("low") is not None else v
-            hi = _num(en.get("high")) if en.get("high") is not None else v
+            lo = value_of(en.get("low")) if en.get("low") is not None else v
+            hi = value_of(en.get("high")) if en.get("high") is not None else v
             rows.append((f"this machine (b={b.get('batch')}) [{en.get('kind') or 'estimated'}]", v, lo, hi, "#1565c0"))
     if not rows:
         return None
@@ -146,7 +139,7 @@ def memory_figure(feasibility: Mapping, profile: Mapping | None = None) -> bytes
     seen: dict[str, tuple] = {}
     headroom = (feasibility.get("requirements") or {}).get("memory_headroom") or 0.0
     for e in feasibility.get("entries", []):
-        req, cap = _num(e.get("memory_required_bytes")), _num(e.get("memory_capacity_bytes"))
+        req, cap = value_of(e.get("memory_required_bytes")), value_of(e.get("memory_capacity_bytes"))
         if req is None or cap is None:
             continue
         label = (f"{e.get('profile')} {e.get('mode') or ''} ({e.get('precision')}, b={e.get('batch')}) "
