@@ -25,7 +25,7 @@ Rules (L = limit, m = ``config.marginal_margin``):
 * power: FAIL if power > budget; PASS if power <= budget * (1 - m); otherwise MARGINAL.
 * the local measurement (profile.json ``local``) is judged too, as profile "this-machine",
   kind "measured": its latency is the measured percentile itself (no band), its memory the
-  peak RSS against this machine's memory.
+  RSS growth from session creation and timed runs against this machine's memory.
 * a required check whose number the projection lacks is MARGINAL ("cannot confirm").
   The entry's verdict is the worst of its checks. Among batch sizes the best verdict wins,
   ties broken by the higher throughput, or the smallest batch when all FAIL (batch latency counts
@@ -414,7 +414,7 @@ def measured_operating_points(local: Mapping | None, percentile: str,
     """The local measurement as projection-shaped dicts (kind "measured", no band).
 
     Latency is the measured percentile the requirement names (p50/p95/p99 of the timed runs);
-    memory is the process's peak RSS against this machine's memory; power and energy are the
+    memory is the RSS growth from session creation and timed runs against this machine's memory; power and energy are the
     meter's (its kind, usually "estimated" without RAPL/NVML)."""
     if not local:
         return []
@@ -444,7 +444,11 @@ def measured_operating_points(local: Mapping | None, percentile: str,
                                   "(onnxruntime session.run wall clock, input already in memory)",
             "latency_ms": {"value": p, "low": p, "high": p, **{k: value_of(v) for k, v in lat.items()}},
             "throughput_per_s": b.get("throughput_per_s"),
-            "memory_required_bytes": mem.get("rss_peak_bytes"),
+            # RSS growth from session creation and the timed runs: what the model adds to a
+            # process. The whole process RSS would count whatever else the caller holds (inside
+            # train-and-export: torch and the training data).
+            "memory_required_bytes": mem.get("rss_delta_bytes", mem.get("rss_peak_bytes")),
+            "memory_method": "measured RSS delta (session creation + timed runs), psutil",
             "memory_capacity_bytes": dev.get("memory_bytes"),
             "power_w": None if power is None else {"value": power, "kind": en.get("kind"),
                                                    "method": en.get("method")},
@@ -548,7 +552,7 @@ def evaluate(profile_json: Mapping, requirements: Any, grid: Any = None,
             "power": "FAIL if power > budget; PASS if power <= budget x (1 - marginal_margin); else MARGINAL",
             "missing": "a required check without a projected number is MARGINAL (cannot confirm)",
             "measured": "profile 'this-machine' is the local measurement: latency = the measured percentile "
-                        "(no band), memory = peak RSS vs this machine's memory",
+                        "(no band), memory = RSS growth from session creation + timed runs vs this machine's memory",
             "overall": "worst check; per group the batch with the best verdict, then highest throughput "
                        "(when every batch FAILs, the smallest batch)",
             "energy_included": ENERGY_INCLUDED,

@@ -197,7 +197,9 @@ def measure(onnx_path, *, batch_sizes=(1, 4, 8), warmup: int = 3, runs: int = 20
     session_s = time.perf_counter() - t0
     rss_loaded = proc.memory_info().rss
     rss_peak = rss_loaded
-    profile = profile or (detect_local() if meter is None else None)
+    # the local profile gives device facts (memory, cores) and, without a meter, the TDP for
+    # the energy estimate; detection is cheap (/proc/cpuinfo + psutil)
+    profile = profile or detect_local()
     usable = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
     threads_used = threads or (profile.cpu_cores if profile and profile.cpu_cores else usable)
 
