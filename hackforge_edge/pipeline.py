@@ -133,17 +133,21 @@ def run(cfg: TrainExportConfig, say: Callable[[str], None] = print) -> Path:
     _check_names(cfg)
     req = _requirements(cfg)
     grid = resolve_grid(req.region, req.grid_intensity_g_per_kwh, req.pue)
+    # the data is read (and checked: classes, unreadable images) before anything is written
+    from hackforge_edge.data import load_dataset
+
+    splits = load_dataset(cfg.data, image_size=cfg.image_size, seed=cfg.seed,
+                          data_fraction=cfg.data_fraction, group_pattern=cfg.group_pattern)
     out = bundle.prepare_out_dir(cfg.resolved_out(), overwrite=cfg.overwrite)
     started_at = bundle.utc_now()
     say(f"bundle: {out}")
-    return _execute(cfg, out, started_at, req, grid, say)
+    return _execute(cfg, out, started_at, req, grid, splits, say)
 
 
-def _execute(cfg, out: Path, started_at: str, req, grid, say) -> Path:
+def _execute(cfg, out: Path, started_at: str, req, grid, splits, say) -> Path:
     import torch
 
     import exporters
-    from hackforge_edge.data import load_dataset
     from hackforge_edge.energy.accounting import PhaseLog, write_training_carbon
     from hackforge_edge.energy.meter import make_meter
     from hackforge_edge.models import create_model
@@ -155,8 +159,6 @@ def _execute(cfg, out: Path, started_at: str, req, grid, say) -> Path:
     meter = make_meter("auto" if cfg.device == "auto" else cfg.device, tdp_w=tdp_w, tdp_origin=tdp_origin)
     phases = PhaseLog(meter)
 
-    splits = load_dataset(cfg.data, image_size=cfg.image_size, seed=cfg.seed,
-                          data_fraction=cfg.data_fraction, group_pattern=cfg.group_pattern)
     num_classes = len(splits.class_names)
     say(f"data: {len(splits.train.labels)} train / {len(splits.val.labels)} val / "
         f"{len(splits.test.labels)} test images, classes {splits.class_names}")

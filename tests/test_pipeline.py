@@ -87,3 +87,15 @@ def test_tiny_end_to_end_bundle(tmp_path, capsys):
                                                       "profiling"}
     metrics = json.loads((out / "metrics.json").read_text())
     assert 0.0 <= metrics["accuracy"] <= 1.0 and metrics["kind"] == "measured"
+
+
+def test_unusable_image_folder_fails_before_anything_is_written(tmp_path, capsys):
+    from PIL import Image
+
+    root = tmp_path / "data"
+    (root / "benign").mkdir(parents=True)
+    Image.new("RGB", (8, 8)).save(root / "benign" / "a.png")  # one class only
+    out = tmp_path / "run"
+    code, _, err = _run(capsys, [*TINY, "--data", str(root), "--out", str(out)])
+    assert code != 0 and err.startswith("error: ") and len(err.strip().splitlines()) == 1
+    assert not out.exists()

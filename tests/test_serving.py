@@ -448,3 +448,17 @@ def test_cli_serve_help_and_one_line_errors(bundle):
     assert proc.returncode == 0 and "--max-body-mb" in proc.stdout and "127.0.0.1" in proc.stdout
     assert main(["serve", str(bundle), "--providers", "warp-drive"]) == 2
     assert main(["serve", str(bundle / "missing.onnx")]) == 2
+
+
+def test_serve_cli_refuses_an_unloadable_model_in_one_line(tmp_path):
+    import subprocess
+    import sys
+
+    bad = tmp_path / "bad.onnx"
+    bad.write_bytes(b"this is not a protobuf")
+    out = subprocess.run([sys.executable, "-m", "hackforge_edge", "serve", str(bad), "--port", "0"],
+                         capture_output=True, text=True, timeout=60)
+    assert out.returncode != 0
+    lines = [ln for ln in out.stderr.splitlines() if ln.strip()]
+    assert "Traceback" not in out.stderr and len(lines) == 1, out.stderr
+    assert lines[0].startswith("error: ") and "could not load the model" in lines[0]

@@ -67,6 +67,9 @@ def serve(
     level = "DEBUG" if log_level.lower() == "trace" else log_level.upper()
     logging.basicConfig(level=level, format="%(levelname)s:     %(message)s")
     app = create_app(model, settings=settings)  # bundle and providers are checked here
+    # create the session before uvicorn starts: a model onnxruntime cannot load is then one
+    # line and a non-zero exit, not a lifespan traceback
+    app.state.host.load()
     if host not in _LOOPBACK and not settings.auth_enabled:
         typer.echo(f"warning: listening on {host} without HF_EDGE_API_KEY: anyone who can reach this "
                    "port can use the model", err=True)

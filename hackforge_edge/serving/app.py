@@ -341,7 +341,8 @@ def create_app(model_path: str | Path, *, providers: Sequence[str] | None = None
         import asyncio
 
         try:
-            host.load()
+            if host.session is None:  # `hf-edge serve` loads before the server starts
+                host.load()
         except HFEdgeError as exc:
             host.load_error = str(exc)
             log.error("cannot serve: %s", exc)
