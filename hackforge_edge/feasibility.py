@@ -448,7 +448,8 @@ def measured_operating_points(local: Mapping | None, percentile: str,
             # process. The whole process RSS would count whatever else the caller holds (inside
             # train-and-export: torch and the training data).
             "memory_required_bytes": mem.get("rss_delta_bytes", mem.get("rss_peak_bytes")),
-            "memory_method": "measured RSS delta (session creation + timed runs), psutil",
+            "memory_method": ("measured RSS delta (session creation + timed runs), psutil; a lower "
+                              "bound: the allocator reuses memory the process freed earlier"),
             "memory_capacity_bytes": dev.get("memory_bytes"),
             "power_w": None if power is None else {"value": power, "kind": en.get("kind"),
                                                    "method": en.get("method")},

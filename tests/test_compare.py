@@ -18,8 +18,10 @@ def make_bundle(root: Path, name: str, strategy: str, acc: float, trainable: int
     d.mkdir(parents=True)
     (d / "manifest.json").write_text(json.dumps({
         "config": {"model": "resnet18", "strategy": strategy, "epochs": 1, "data_fraction": 1.0, "seed": 0},
-        "params": {"total": 11_000_000, "trainable": trainable, "frozen": 11_000_000 - trainable,
-                   "adapter": 0, "fp32_mb": 44.0}}))
+        # the keys of strategies.ParamReport.to_json(), as the pipeline writes them
+        "params": {"total_params": 11_000_000, "trainable_params": trainable,
+                   "frozen_params": 11_000_000 - trainable, "adapter_params": 0,
+                   "total_fp32_mb": 44.0}}))
     (d / "metrics.json").write_text(json.dumps({
         "accuracy": acc, "f1": acc - 0.01, "sensitivity": 0.9, "specificity": 0.8, "roc_auc": 0.95,
         "confusion_matrix": [[1, 0], [0, 1]]}))

@@ -87,6 +87,11 @@ def test_tiny_end_to_end_bundle(tmp_path, capsys):
                                                       "profiling"}
     metrics = json.loads((out / "metrics.json").read_text())
     assert 0.0 <= metrics["accuracy"] <= 1.0 and metrics["kind"] == "measured"
+    # downstream readers understand what the pipeline wrote
+    from hackforge_edge.energy.compare import compare_bundles
+    row = compare_bundles([out])[0]
+    assert row["trainable_params"] == manifest["params"]["trainable_params"] > 0
+    assert row["accuracy"] == metrics["accuracy"] and row["energy_kwh"] is not None
 
 
 def test_unusable_image_folder_fails_before_anything_is_written(tmp_path, capsys):
