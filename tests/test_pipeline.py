@@ -64,7 +64,8 @@ def test_interrupt_during_training_leaves_no_manifest(tmp_path, capsys, monkeypa
 def test_tiny_end_to_end_bundle(tmp_path, capsys):
     out = tmp_path / "run"
     code, stdout, err = _run(capsys, [*TINY, "--strategy", "finetune", "--out", str(out),
-                                      "--profile", "local", "--profile", "jetson-orin-nano-8gb"])
+                                      "--profile", "local", "--profile", "jetson-orin-nano-8gb",
+                                      "--variants", "fp16,int8"])
     assert code == 0, err
     for name in ("manifest.json", "model.onnx", "labels.json", "preprocess.json", "metrics.json",
                  "export_validation.json", "training_carbon.json", "emissions.csv",
@@ -80,6 +81,10 @@ def test_tiny_end_to_end_bundle(tmp_path, capsys):
     validation = json.loads((out / "export_validation.json").read_text())
     assert validation["passed"] is True
     assert all(o["max_abs_diff"] <= 1e-4 for o in validation["outputs"].values())
+    for name in ("fp16", "int8"):  # each variant judged on held-out target data
+        assert (out / f"model.{name}.onnx").is_file() and name in manifest["config"]["variants"]
+        judged = validation["variants"][name]["validation"]
+        assert judged["status"] in ("accepted", "rejected") and judged["accuracy"]["n_samples"] > 0
     carbon = json.loads((out / "training_carbon.json").read_text())
     # no RAPL / GPU on CI machines: the energy must be labelled, never silently "measured"
     assert carbon["kind"] in ("estimated", "measured", "mixed")
