@@ -13,7 +13,7 @@ from hackforge_edge.errors import BundleError
 
 
 def make_bundle(root: Path, name: str, strategy: str, acc: float, trainable: int, kwh: float,
-                kind: str = "estimated") -> Path:
+                kind: str = "estimated", phases: list | None = None) -> Path:
     d = root / name
     d.mkdir(parents=True)
     (d / "manifest.json").write_text(json.dumps({
@@ -26,7 +26,7 @@ def make_bundle(root: Path, name: str, strategy: str, acc: float, trainable: int
         "accuracy": acc, "f1": acc - 0.01, "sensitivity": 0.9, "specificity": 0.8, "roc_auc": 0.95,
         "confusion_matrix": [[1, 0], [0, 1]]}))
     (d / "training_carbon.json").write_text(json.dumps({
-        "kind": kind, "methods": ["cpu-tdp-estimate"],
+        "kind": kind, "methods": ["cpu-tdp-estimate"], "phases": phases or [],
         "totals": {"energy_kwh": kwh, "co2_kg": kwh * 0.481, "band": [-0.6, 1.9], "complete": True},
         "grid": {"region": "WORLD", "intensity_g_per_kwh": 481, "basis": "lifecycle", "year": 2023, "pue": 1.0}}))
     return d
@@ -96,3 +96,14 @@ def test_cli_compare_missing_bundle_is_one_line_error(tmp_path):
     from hackforge_edge.cli import main
 
     assert main(["compare", str(tmp_path / "nope")]) == 2
+
+
+def test_a_cached_source_model_is_called_out(tmp_path):
+    hit = [{"phase": "source_pretrain", "kind": "cache-hit", "energy_j": 0.0},
+           {"phase": "target_transfer", "kind": "estimated", "energy_j": 10.0}]
+    paid = [{"phase": "source_pretrain", "kind": "estimated", "energy_j": 900.0}]
+    rows = compare_bundles([make_bundle(tmp_path, "scratch", "scratch", 0.7, 10, 2.0),
+                            make_bundle(tmp_path, "lora", "lora", 0.9, 1, 0.5, phases=hit),
+                            make_bundle(tmp_path, "lora2", "lora", 0.9, 1, 3.0, phases=paid)])
+    assert [r["source_pretrain"] for r in rows] == ["none", "cache hit (not counted)", "counted"]
+    assert "not in that row's total" in comparison_markdown(rows)
