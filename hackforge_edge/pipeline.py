@@ -16,11 +16,10 @@ from typing import Any, Callable
 
 from hackforge_edge import bundle
 from hackforge_edge.errors import UsageError
+from hackforge_edge.profile_pipeline import DEFAULT_PROFILES
 from hackforge_edge.training import DEFAULTS  # the no-argument run's recipe (no torch import)
 
 log = logging.getLogger(__name__)
-
-DEFAULT_PROFILES = ("local", "nvidia-t4", "jetson-orin-nano-8gb", "raspberry-pi-5")
 VARIANTS = ("fp16", "int8")
 
 
@@ -89,18 +88,29 @@ class TrainExportConfig:
         return d
 
 
-def _check_names(cfg: TrainExportConfig) -> None:
-    """Fail on unknown model/strategy before anything is created on disk."""
-    from hackforge_edge.models import MODELS
-    from hackforge_edge.strategies import STRATEGIES
+def _check_inputs(cfg: TrainExportConfig) -> None:
+    """Fail on every bad name, path and setting before any work is done or anything written."""
+    from hackforge_edge.errors import DataError
+    from hackforge_edge.models import MODELS, WEIGHT_CHOICES
+    from hackforge_edge.strategies import STRATEGIES, StrategyOptions
 
     if cfg.model not in MODELS:
         raise UsageError(f"unknown model {cfg.model!r} (valid: {', '.join(sorted(MODELS))})")
     if cfg.strategy not in STRATEGIES:
         raise UsageError(f"unknown strategy {cfg.strategy!r} (valid: {', '.join(STRATEGIES)})")
-    if cfg.data and cfg.data != "synthetic" and not Path(cfg.data).exists():
-        from hackforge_edge.errors import DataError
+    if cfg.data and cfg.data not in ("synthetic", "synthetic-target", "synthetic-source") \
+            and not Path(cfg.data).exists():
         raise DataError(f"--data {cfg.data}: no such directory")
+    if cfg.weights not in WEIGHT_CHOICES and not Path(cfg.weights).is_file():
+        raise UsageError(f"--weights must be one of {', '.join(WEIGHT_CHOICES)} or an existing "
+                         f".pt/.pth file; {cfg.weights!r} is neither")
+    StrategyOptions(lora_rank=cfg.lora_rank, lora_alpha=cfg.lora_alpha)  # validates its fields
+    if not cfg.skip_profile:
+        from hackforge_edge.profile_pipeline import check_profiles
+        from hackforge_edge.profiling import load_profile
+
+        for name in check_profiles(list(cfg.profiles)):
+            load_profile(name)  # a user YAML is validated here, naming the file and field
 
 
 def _local_tdp(cfg: TrainExportConfig) -> tuple[float | None, str | None]:
@@ -130,7 +140,7 @@ def run(cfg: TrainExportConfig, say: Callable[[str], None] = print) -> Path:
     """
     from hackforge_edge.energy.carbon import resolve_grid
 
-    _check_names(cfg)
+    _check_inputs(cfg)
     req = _requirements(cfg)
     grid = resolve_grid(req.region, req.grid_intensity_g_per_kwh, req.pue)
     # the data is read (and checked: classes, unreadable images) before anything is written

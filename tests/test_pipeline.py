@@ -28,6 +28,13 @@ def _run(capsys, args):
     (["--variants", "int4"], "unknown variant"),
     (["--region", "Atlantis"], "Atlantis"),
     (["--max-latency-ms", "-5"], "max_latency_ms"),
+    (["--profile", "jetson-tx9"], "unknown profile 'jetson-tx9'"),
+    (["--profile", "/nonexistent/device.yaml"], "not found"),
+    (["--lora-rank", "0"], "--lora-rank"),
+    (["--lora-alpha", "-1"], "--lora-alpha"),
+    (["--weights", "/nonexistent/weights.pt"], "--weights must be one of"),
+    (["--image-size", "4"], "--image-size"),
+    (["--epochs", "0"], "--epochs"),
 ])
 def test_bad_input_is_one_line_and_writes_nothing(tmp_path, capsys, args, message):
     out = tmp_path / "run"

@@ -7,7 +7,7 @@ from typing import List, Optional
 
 import typer
 
-DEFAULT_PROFILES = ["local", "nvidia-t4", "jetson-orin-nano-8gb", "raspberry-pi-5"]
+from hackforge_edge.profile_pipeline import DEFAULT_PROFILES
 
 
 def profile(
@@ -53,7 +53,7 @@ def profile(
             power_budget_w=power_budget_w, items_per_day=items_per_day,
             operating_hours_per_day=hours_per_day, region=region,
             grid_intensity_g_per_kwh=grid_intensity, pue=pue)
-        result = run_profile(target, profiles or DEFAULT_PROFILES, req, out=out, report=report,
+        result = run_profile(target, profiles or list(DEFAULT_PROFILES), req, out=out, report=report,
                              batch_sizes=batch_sizes, seq_len=seq_len,
                              input_shapes=parse_input_shapes(input_shape), runs=runs, warmup=warmup,
                              all_modes=all_modes)
