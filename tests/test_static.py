@@ -92,6 +92,14 @@ def test_unknown_non_batch_dim_asks_for_input_shape(tmp_path):
         analyze(p, input_shapes={"nope": [1, 2]})
 
 
+def test_input_shape_cannot_contradict_a_fixed_dim(tmp_path):
+    nodes = [helper.make_node("Relu", ["x"], ["y"])]
+    p = _save(tmp_path, "fixed", nodes, [_vi("x", ["N", 8])], [_vi("y", None)])
+    assert analyze(p, input_shapes=["x=4x8"]).input_shapes == {"x": [4, 8]}
+    with pytest.raises(ModelFileError, match="fixes it at 8"):
+        analyze(p, input_shapes=["x=4x2"])
+
+
 def test_text_inputs_get_seq_len(tmp_path):
     nodes = [helper.make_node("Cast", ["input_ids"], ["f"], to=TensorProto.FLOAT)]
     p = _save(tmp_path, "txt", nodes, [_vi("input_ids", ["batch", "seq"], TensorProto.INT64)],

@@ -171,7 +171,14 @@ def fit(points: list[Point], profile, *, prior: dict[str, float] | None = None) 
     res = [math.log(pp / p.measured_s) for pp, p in zip(pred, points)]
     n = len(res)
     rms = math.sqrt(sum(x * x for x in res) / n)
-    k = max(2 * rms, max(abs(x) for x in res), BAND_FLOOR_LOG) * math.sqrt(n / max(1, n - 3))
+    n_params = len(PARAM_NAMES)
+    if n > n_params:
+        # residuals understate the error of a fit by its degrees of freedom used
+        k = max(2 * rms, max(abs(x) for x in res), BAND_FLOOR_LOG) * math.sqrt(n / (n - n_params))
+    else:
+        # no more points than parameters: the residuals say nothing about the error, so the
+        # band stays as wide as the prior's
+        k = max(2 * rms, max(abs(x) for x in res), PRIOR_SIGMA_LOG)
     peak, bw = _roofs(profile)
     pm = profile.mode()
     return Calibration(
@@ -185,7 +192,9 @@ def fit(points: list[Point], profile, *, prior: dict[str, float] | None = None) 
         device=(profile.detected or {}).get("cpu_model") if profile.detected else profile.display_name,
         method=("log-latency least squares (Levenberg-Marquardt) over eta_c, eta_c_depthwise, "
                 f"eta_m, t_launch_us, t_host_ms, cache_speedup with a log-normal prior (sigma ln 3, weight "
-                f"{PRIOR_WEIGHT}) towards the profile's defaults; latency statistic: {STATISTIC}"),
+                f"{PRIOR_WEIGHT}) towards the profile's defaults; latency statistic: {STATISTIC}"
+                + ("" if n > n_params else f"; only {n} point(s) for {n_params} parameters: band "
+                   "kept at the prior's width")),
         created_at=_now())
 
 

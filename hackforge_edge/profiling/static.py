@@ -216,6 +216,13 @@ def resolve_input_shapes(model, path, *, batch: int, seq_len: int | None,
             if dims and len(shape) != len(dims):
                 raise ModelFileError(f"{path}: --input-shape {inp.name} has rank {len(shape)}, "
                                      f"the model input has rank {len(dims)}")
+            # an override may fill symbolic dims, never contradict fixed ones (the model would
+            # refuse such an input, and its cost would be made up)
+            for j, (d, given) in enumerate(zip(dims, shape)):
+                if d.HasField("dim_value") and d.dim_value > 0 and d.dim_value != given:
+                    raise ModelFileError(
+                        f"{path}: --input-shape {inp.name} dim {j} is {given}, but the model fixes "
+                        f"it at {d.dim_value} (only symbolic dims can be set)")
             out[inp.name] = shape
             continue
         shape, missing = [], []
