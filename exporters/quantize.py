@@ -13,9 +13,10 @@ These functions only build and check the file; judge a variant with
 
 from __future__ import annotations
 
-import contextlib
 import os
 import shutil
+import subprocess
+import sys
 import tempfile
 import time
 from pathlib import Path
@@ -156,39 +157,44 @@ def _numpy(x: Any) -> Any:
     return x.detach().cpu().numpy() if hasattr(x, "detach") else x
 
 
-@contextlib.contextmanager
-def _scratch_cwd():
-    """Run inside a throw-away working directory: onnxruntime's symbolic shape inference dumps
-    ``sym_shape_infer_temp.onnx`` plus a ``<uuid>.data`` file into the CWD when it cannot
-    infer every shape (onnxruntime/tools/symbolic_shape_infer.py), before raising."""
-    old = os.getcwd()
+# Runs in a child process whose working directory is a scratch folder: onnxruntime's symbolic
+# shape inference dumps ``sym_shape_infer_temp.onnx`` plus a ``<uuid>.data`` file into the CWD
+# when it cannot infer every shape (onnxruntime/tools/symbolic_shape_infer.py), and changing the
+# parent's CWD would be global and unsafe with threads.
+_PREPROCESS_CHILD = """
+import sys
+from onnxruntime.quantization.shape_inference import quant_pre_process
+src, dst, skip = sys.argv[1], sys.argv[2], sys.argv[3] == "1"
+try:
+    quant_pre_process(src, dst, skip_symbolic_shape=skip)
+except Exception as exc:
+    print(f"{type(exc).__name__}: {exc}".splitlines()[0][:300], file=sys.stderr)
+    sys.exit(1)
+"""
+
+
+def _run_preprocess(src: Path, dst: Path, skip_symbolic_shape: bool) -> str | None:
+    """quant_pre_process in a child process; None on success, else its one-line error."""
     with tempfile.TemporaryDirectory(prefix="hf-edge-shape-infer-") as tmp:
-        os.chdir(tmp)
-        try:
-            yield
-        finally:
-            os.chdir(old)
+        proc = subprocess.run([sys.executable, "-c", _PREPROCESS_CHILD, str(src), str(dst),
+                               "1" if skip_symbolic_shape else "0"],
+                              cwd=tmp, capture_output=True, text=True)
+    if proc.returncode == 0:
+        return None
+    lines = [ln for ln in proc.stderr.strip().splitlines() if ln.strip()]
+    return lines[-1] if lines else f"exit code {proc.returncode}"
 
 
 def _preprocess(src: Path, dst: Path) -> str:
     """quant_pre_process; falls back to ONNX shape inference alone if symbolic inference fails."""
-    src, dst = Path(src).resolve(), Path(dst).resolve()  # the CWD changes below
-    with _scratch_cwd():
-        return _preprocess_here(src, dst)
-
-
-def _preprocess_here(src: Path, dst: Path) -> str:
-    from onnxruntime.quantization.shape_inference import quant_pre_process
-
-    try:
-        quant_pre_process(str(src), str(dst))
+    src, dst = Path(src).resolve(), Path(dst).resolve()
+    first = _run_preprocess(src, dst, skip_symbolic_shape=False)
+    if first is None:
         return "quant_pre_process"
-    except Exception as first:  # noqa: BLE001 - symbolic shape inference is the fragile part
-        try:
-            quant_pre_process(str(src), str(dst), skip_symbolic_shape=True)
-            return f"quant_pre_process(skip_symbolic_shape=True) after {_one_line(first, 120)}"
-        except Exception as err:  # noqa: BLE001
-            raise ExportError(f"quant_pre_process failed: {_one_line(err)}") from err
+    err = _run_preprocess(src, dst, skip_symbolic_shape=True)
+    if err is None:
+        return f"quant_pre_process(skip_symbolic_shape=True) after {first[:120]}"
+    raise ExportError(f"quant_pre_process failed: {err}")
 
 
 def make_int8(

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import logging
 import os
 import time
 from dataclasses import asdict, dataclass
@@ -27,6 +28,8 @@ if TYPE_CHECKING:
 # Bump when the recipe's code changes meaning (not its numbers: those are in the key already).
 RECIPE_VERSION = 1
 
+
+log = logging.getLogger(__name__)
 
 @dataclass(frozen=True)
 class SourceRecipe:
@@ -97,8 +100,10 @@ def get_source_model(name: str, *, image_size: int, seed: int = 0, recipe: Sourc
             state = torch.load(weights_path, map_location="cpu", weights_only=True)
             model.load_state_dict(state)
             info = read_json(info_path)
-        except (HFEdgeError, OSError, RuntimeError, KeyError, ValueError):
-            pass  # corrupt or stale entry: fall through and retrain over it
+        except (HFEdgeError, OSError, RuntimeError, KeyError, ValueError) as exc:
+            # corrupt or stale entry: say so, then retrain over it
+            log.warning("source-model cache %s unusable (%s: %s); retraining",
+                        weights_path, type(exc).__name__, str(exc).splitlines()[0][:200] if str(exc) else "")
         else:
             info.update(cache_hit=True, cache_path=str(weights_path),
                         load_duration_s=time.perf_counter() - t0)

@@ -78,18 +78,14 @@ def benchmark(
 
 
 def _meter():
-    """The energy package's best meter for this machine, or None (then energy is estimated)."""
-    try:
-        from hackforge_edge.energy import meter as energy_meter
-    except ImportError:
-        return None
-    factory = getattr(energy_meter, "make_meter", None) or getattr(energy_meter, "default_meter", None)
-    if factory is None:
-        return None
-    try:
-        return factory()
-    except Exception:  # no readable backend: fall back to the TDP estimate (labelled as such)
-        return None
+    """The best energy meter for this machine (a counter where one is readable, else the
+    labelled CPU estimate); a bad setting such as HF_EDGE_LOCAL_TDP_W is an error, not ignored."""
+    from hackforge_edge.energy.meter import make_meter
+    from hackforge_edge.profiling import load_profile
+
+    detected = getattr(load_profile("local"), "detected", None) or {}
+    return make_meter("auto", tdp_w=detected.get("tdp_w"),
+                      tdp_origin=detected.get("tdp_source") and f"local hardware profile: {detected['tdp_source']}")
 
 
 def _bundle_seq_len(ref) -> int | None:

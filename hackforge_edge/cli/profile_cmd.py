@@ -29,7 +29,7 @@ def profile(
     grid_intensity: Optional[float] = typer.Option(None, "--grid-intensity", help="Grid intensity, g CO2e/kWh (overrides --region's value)."),
     pue: Optional[float] = typer.Option(None, "--pue", help="Power usage effectiveness (>= 1; default 1.0 = device energy only)."),
     batch_sizes: str = typer.Option("1,4,8", "--batch-sizes", help="Comma-separated batch sizes to measure and project."),
-    seq_len: Optional[int] = typer.Option(None, "--seq-len", help="Sequence length for text models."),
+    seq_len: Optional[int] = typer.Option(None, "--seq-len", min=1, help="Sequence length for text models."),
     input_shape: Optional[List[str]] = typer.Option(
         None, "--input-shape", help="Input shape NAME=1x3x224x224 when it cannot be inferred (repeatable)."),
     out: Optional[Path] = typer.Option(None, "--out", "-o", help="Output directory (default: the bundle, or next to the model)."),
