@@ -410,11 +410,14 @@ MEASURED_PROFILE = "this-machine"
 
 
 def measured_operating_points(local: Mapping | None, percentile: str,
-                              profiles: Mapping | None = None) -> list[dict]:
+                              profiles: Mapping | None = None,
+                              static: Mapping | None = None) -> list[dict]:
     """The local measurement as projection-shaped dicts (kind "measured", no band).
 
     Latency is the measured percentile the requirement names (p50/p95/p99 of the timed runs);
-    memory is the RSS growth from session creation and timed runs against this machine's memory; power and energy are the
+    memory is the larger of the RSS growth from session creation and timed runs (a lower bound:
+    the allocator reuses freed memory) and the static weights + peak activations at that batch,
+    against this machine's memory; power and energy are the
     meter's (its kind, usually "estimated" without RAPL/NVML)."""
     if not local:
         return []
@@ -436,6 +439,22 @@ def measured_operating_points(local: Mapping | None, percentile: str,
         p = value_of(lat.get(percentile))
         en = b.get("energy_per_inference_j") or {}
         power = value_of(en.get("avg_power_w")) if isinstance(en, Mapping) else None
+        # What the model adds to a process. The whole process RSS would count whatever else the
+        # caller holds (inside train-and-export: torch and the training data); the RSS growth
+        # alone undercounts when the allocator reuses freed memory, so the static need (weights
+        # + peak activations at this batch) is a floor.
+        rss_delta = value_of(mem.get("rss_delta_bytes"))
+        totals = ((static or {}).get(str(b.get("batch"))) or {}).get("totals") or {}
+        static_need = None
+        if value_of(totals.get("weight_bytes")) is not None:
+            static_need = value_of(totals.get("weight_bytes")) + (value_of(totals.get("peak_activation_bytes")) or 0.0)
+        candidates = [v for v in (rss_delta, static_need) if v is not None]
+        mem_required = max(candidates) if candidates else None
+        mem_method = ("max(measured RSS growth over session creation + timed runs (psutil), "
+                      "static weights + peak activations at this batch)")
+        if mem_required is None and value_of(mem.get("rss_peak_bytes")) is not None:
+            mem_required = value_of(mem.get("rss_peak_bytes"))
+            mem_method = "measured peak RSS of the whole process (psutil; an upper bound)"
         out.append({
             "profile": MEASURED_PROFILE, "mode": "measured", "engine": local.get("engine"),
             "precision": "fp32", "batch": b.get("batch"), "kind": "measured",
@@ -444,12 +463,8 @@ def measured_operating_points(local: Mapping | None, percentile: str,
                                   "(onnxruntime session.run wall clock, input already in memory)",
             "latency_ms": {"value": p, "low": p, "high": p, **{k: value_of(v) for k, v in lat.items()}},
             "throughput_per_s": b.get("throughput_per_s"),
-            # RSS growth from session creation and the timed runs: what the model adds to a
-            # process. The whole process RSS would count whatever else the caller holds (inside
-            # train-and-export: torch and the training data).
-            "memory_required_bytes": mem.get("rss_delta_bytes", mem.get("rss_peak_bytes")),
-            "memory_method": ("measured RSS delta (session creation + timed runs), psutil; a lower "
-                              "bound: the allocator reuses memory the process freed earlier"),
+            "memory_required_bytes": mem_required,
+            "memory_method": mem_method,
             "memory_capacity_bytes": dev.get("memory_bytes"),
             "power_w": None if power is None else {"value": power, "kind": en.get("kind"),
                                                    "method": en.get("method")},
@@ -496,7 +511,8 @@ def evaluate(profile_json: Mapping, requirements: Any, grid: Any = None,
     cfg = config or FeasibilityConfig()
     percentile = _get(requirements, "percentile", "p99")
     projections = list(profile_json.get("projections") or [])
-    projections += measured_operating_points(profile_json.get("local"), percentile, profile_json.get("profiles"))
+    projections += measured_operating_points(profile_json.get("local"), percentile, profile_json.get("profiles"),
+                                             profile_json.get("static"))
     groups: dict[tuple, list[Mapping]] = {}
     for proj in projections:
         key = (proj.get("profile"), proj.get("mode"), proj.get("engine"), proj.get("precision"))
@@ -523,6 +539,7 @@ def evaluate(profile_json: Mapping, requirements: Any, grid: Any = None,
             "latency_ms": proj.get("latency_ms"), "throughput_per_s": proj.get("throughput_per_s"),
             "memory_required_bytes": proj.get("memory_required_bytes"),
             "memory_capacity_bytes": proj.get("memory_capacity_bytes"),
+            "memory_method": proj.get("memory_method"),
             "power_w": proj.get("power_w"), "calibration": proj.get("calibration"),
             "kind": proj.get("kind", "projected"), "method": proj.get("method"),
             "latency_definition": proj.get("latency_definition"),

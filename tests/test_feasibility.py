@@ -160,3 +160,9 @@ def test_local_measurement_judged_as_measured():
     p95 = only(evaluate(pj, Requirements(max_latency_ms=50, percentile="p95"), None))
     assert p95["verdict"] == PASS and p95["checks"]["memory"]["kind"] == "measured"
     assert p95["energy_per_inference_j"]["value"] == 0.3
+    assert p95["memory_required_bytes"] == 300 * 2**20  # only the process peak: used, an upper bound
+    # with the RSS growth and the static need, the larger one is judged (RSS growth is a lower bound)
+    local["memory"]["rss_delta_bytes"] = 10 * 2**20
+    pj["static"] = {"1": {"totals": {"weight_bytes": 40 * 2**20, "peak_activation_bytes": 2 * 2**20}}}
+    p95 = only(evaluate(pj, Requirements(max_latency_ms=50, percentile="p95"), None))
+    assert p95["memory_required_bytes"] == 42 * 2**20 and "static" in p95["memory_method"]

@@ -73,7 +73,7 @@ def profile_model(onnx_path: str | os.PathLike, profiles: list[str], *,
         say("measuring on this machine")
         local = measure(onnx_path, batch_sizes=batch_sizes, seq_len=seq_len,
                         input_shapes=input_shapes, meter=meter,
-                        runs=runs if runs is not None else 10,
+                        runs=runs if runs is not None else 50,
                         warmup=warmup if warmup is not None else 2, max_seconds_per_batch=5.0)
     projections, skipped = [], []
     for prof in loaded:
