@@ -258,9 +258,11 @@ def _flatten(obj: Any, prefix: str = "", max_rows: int = 60) -> list[tuple[str, 
     return out
 
 
-def _value_text(v: Any) -> str:
+def _value_text(v: Any, key: str = "") -> str:
     if isinstance(v, bool) or v is None:
         return str(v).lower() if v is not None else "n/a"
+    if isinstance(v, int) and key.rsplit(".", 1)[-1] in ("year", "schema_version", "seed"):
+        return str(v)  # identifiers, not quantities: no digit grouping
     if value_of(v) is not None and not isinstance(v, str):
         return fmt(v, nd=4)
     return str(v)
@@ -321,7 +323,10 @@ def _carbon_table(tc: Mapping | None) -> dict | None:
         band_text = _band_text(p.get("band"))
         kind, method = p.get("kind"), p.get("method")
         rows.append([cell(str(p.get("phase") or p.get("name") or "-")),
-                     cell(fmt(p.get("duration_s"), "s"), "measured" if p.get("duration_s") is not None else None, "wall clock"),
+                     # a cache hit spent nothing in this run: its 0 s is not a measurement
+                     cell(fmt(p.get("duration_s"), "s") if kind != "cache-hit" else "cache hit",
+                          "measured" if p.get("duration_s") is not None and kind != "cache-hit" else None,
+                          "wall clock"),
                      cell(fmt(e_j, "J") + band_text, kind, method),
                      cell(fmt(kwh, "kWh"), kind, method),
                      cell(fmt(p.get("co2_kg"), "kg"), kind, method),
@@ -333,17 +338,31 @@ def _carbon_table(tc: Mapping | None) -> dict | None:
     for k in ("grid", "region", "intensity_g_per_kwh", "pue", "note", "notes"):
         if tc.get(k) is not None:
             v = tc[k]
-            notes.append(f"{k}: " + (", ".join(f"{a}={_value_text(b)}" for a, b in _flatten(v)) if isinstance(v, Mapping)
+            notes.append(f"{k}: " + (", ".join(f"{a}={_value_text(b, a)}" for a, b in _flatten(v)) if isinstance(v, Mapping)
                                      else "; ".join(map(str, v)) if isinstance(v, list) else str(v)))
     return table("Training carbon (training_carbon.json)",
                  ["Phase", "Duration", "Energy", "Energy (kWh)", "CO2", "Kind", "Method"], rows, notes)
+
+
+# fields that are settings (no kind) or counted from the file/graph (static), not measurements
+_SETTING_FIELDS = {"atol", "rtol", "opset", "schema_version", "seed", "year", "batch_size",
+                   "runs", "warmup_runs", "threads", "max_accuracy_drop_pp", "min_speedup"}
+_STATIC_FIELDS = {"node_count", "file_size_bytes", "size_bytes", "source_size_bytes",
+                  "fp32_size_bytes", "size_ratio", "calibration_samples"}
+
+
+def _field_kind(key: str, v: Any, kind: str) -> str | None:
+    leaf = key.rsplit(".", 1)[-1]
+    if value_of(v) is None or isinstance(v, (bool, str)) or leaf in _SETTING_FIELDS:
+        return None
+    return "static" if leaf in _STATIC_FIELDS else kind
 
 
 def _generic_table(title: str, data: Mapping | None, kind: str, method: str) -> dict | None:
     if not data:
         return None
     method = data.get("method", method) if isinstance(data, Mapping) else method
-    rows = [[cell(k), cell(_value_text(v), kind if value_of(v) is not None and not isinstance(v, (bool, str)) else None, method)]
+    rows = [[cell(k), cell(_value_text(v, k), _field_kind(k, v, kind), method)]
             for k, v in _flatten({k: v for k, v in data.items() if k not in ("method",)})]
     return table(title, ["Field", "Value"], rows, [f"method: {method}"])
 
