@@ -579,6 +579,10 @@ def load_bundle_parts(bundle_dir: str | os.PathLike) -> dict[str, Any]:
     d = Path(bundle_dir)
     if not d.is_dir():
         raise BundleError(f"{d}: not a directory (expected a run bundle)")
+    if not (d / bundle.MODEL).is_file() and not (d / PROFILE_JSON).is_file():
+        raise BundleError(f"{d}: not a run bundle (no {bundle.MODEL} or {PROFILE_JSON}); "
+                          "make one with `hf-edge train-and-export` or profile a model with "
+                          "`hf-edge profile MODEL.onnx --out DIR`")
     if not (d / PROFILE_JSON).is_file():
         raise BundleError(f"{d}: no {PROFILE_JSON} in the bundle; run `hf-edge profile {d}` first")
     parts: dict[str, Any] = {"profile": bundle.read_json(d / PROFILE_JSON)}
