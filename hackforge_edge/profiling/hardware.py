@@ -316,7 +316,13 @@ def detect_local(*, tdp_w: float | None = None, cpuinfo: dict | None = None,
     fp16_row = _first_flag(data.get("isa_fp16_factor", []), flags)
     fp32_tflops = cores * ghz * 1e9 * fpc / 1e12
 
-    fb = data["fallback"]
+    fb = dict(data["fallback"])
+    # the CPU power estimate's assumptions live in one place: the energy package's data file
+    from hackforge_edge.energy.meter import load_energy_data
+
+    est = load_energy_data("power_defaults")["cpu_estimate"]
+    fb["tdp_w_per_core"] = float(est["default_tdp_w_per_core"])
+    fb["energy_band"] = [1.0 + float(est["band"][0]), 1.0 + float(est["band"][1])]  # as factors
     user_tdp = tdp_w if tdp_w is not None else os.environ.get("HF_EDGE_LOCAL_TDP_W")
     if user_tdp is not None:
         try:
@@ -332,7 +338,8 @@ def detect_local(*, tdp_w: float | None = None, cpuinfo: dict | None = None,
             f" (x {cores}/{known['per_socket_cores']} cores)" if share < 1 else ""), "S"
     else:
         tdp = fb["tdp_w_per_core"] * cores
-        tdp_source, tdp_tag = f"assumed {fb['tdp_w_per_core']} W per core x {cores} cores", "A"
+        tdp_source, tdp_tag = (f"assumed {fb['tdp_w_per_core']} W per core x {cores} cores "
+                               f"({est['default_tdp_source']})", "A")
     idle = (known or {}).get("idle_w") if (known and user_tdp is None) else None
     idle = idle if idle is not None else fb["idle_fraction"] * tdp
 

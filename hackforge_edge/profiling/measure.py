@@ -162,7 +162,7 @@ def _estimated_energy(latency_s: float, batch: int, profile, threads_used: int) 
     cores = profile.cpu_cores or 1
     util = min(1.0, threads_used / cores)
     power = mode.idle_w + util * (mode.max_w - mode.idle_w)
-    band = (profile.detected or {}).get("energy_band") or [0.4, 2.9]
+    band = (profile.detected or {})["energy_band"]  # factors, from energy/power_defaults.yaml
     value = latency_s * power / batch
     tdp_src = (profile.detected or {}).get("tdp_source", "profile")
     return {"value": value, "low": value * band[0], "high": value * band[1], "kind": "estimated",
