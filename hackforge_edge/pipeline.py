@@ -189,6 +189,12 @@ def _execute(cfg, out: Path, started_at: str, req, grid, splits, say) -> Path:
             say(f"source model: cache hit ({source_info.get('cache_path')})")
         else:
             phases.add(m)
+            from hackforge_edge.pretrain import record_pretrain_energy
+
+            record_pretrain_energy(source_info, {
+                "energy_j": m.energy_j_total, "kind": m.kind, "method": m.method,
+                "band": list(m.band) if m.band else None, "duration_s": m.duration_s,
+                "bundle": out.name, "measured_at": bundle.utc_now()})
             say(f"source model: pretrained on the synthetic source domain in {m.duration_s:.1f} s, "
                 f"source test accuracy {source_info.get('source_test_accuracy')}")
 
@@ -244,8 +250,11 @@ def _execute(cfg, out: Path, started_at: str, req, grid, splits, say) -> Path:
         counts = profile_result.feasibility.get("counts", {})
         say("verdicts: " + ", ".join(f"{counts.get(k, 0)} {k}" for k in ("PASS", "MARGINAL", "FAIL")))
 
+    one_off = (source_info or {}).get("pretrain_energy") if (source_info or {}).get("cache_hit") else None
     carbon = write_training_carbon(out, phases, grid, extra={
-        "tdp_w": tdp_w, "tdp_origin": tdp_origin, "meter_skipped": getattr(meter, "skipped", None)})
+        "tdp_w": tdp_w, "tdp_origin": tdp_origin, "meter_skipped": getattr(meter, "skipped", None),
+        # the cached source model's pretraining, metered in the run that made it; not in totals
+        "source_pretrain_one_off": one_off})
     totals = carbon.get("totals", {})
     say(f"training energy: {_g(totals.get('energy_kwh'))} kWh ({carbon.get('kind')}: "
         f"{', '.join(carbon.get('methods', []))}), {_g(totals.get('co2_kg'))} kg CO2e at "

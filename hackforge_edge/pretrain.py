@@ -134,3 +134,16 @@ def get_source_model(name: str, *, image_size: int, seed: int = 0, recipe: Sourc
     atomic_write_json(info_path, info)  # written second: a hit needs both files
     info.update(cache_hit=False, cache_path=str(weights_path), load_duration_s=time.perf_counter() - t0)
     return model, info
+
+
+def record_pretrain_energy(info: dict[str, Any], energy: dict[str, Any]) -> None:
+    """Store the metered energy of a source pretraining next to its cached weights, so later
+    runs that hit the cache can still report that one-off cost (``info["pretrain_energy"]``)."""
+    weights_path = Path(info["cache_path"])
+    info_path = weights_path.with_suffix(".json")
+    if not info_path.is_file():
+        return
+    stored = read_json(info_path)
+    stored["pretrain_energy"] = energy
+    atomic_write_json(info_path, stored)
+    info["pretrain_energy"] = energy

@@ -107,3 +107,15 @@ def test_a_cached_source_model_is_called_out(tmp_path):
                             make_bundle(tmp_path, "lora2", "lora", 0.9, 1, 3.0, phases=paid)])
     assert [r["source_pretrain"] for r in rows] == ["none", "cache hit (not counted)", "counted"]
     assert "not in that row's total" in comparison_markdown(rows)
+
+
+def test_energy_including_the_reused_source_pretraining(tmp_path):
+    hit = [{"phase": "source_pretrain", "kind": "cache-hit", "energy_j": 0.0}]
+    b = make_bundle(tmp_path, "lora", "lora", 0.9, 1, 0.5, phases=hit)
+    carbon = json.loads((b / "training_carbon.json").read_text())
+    carbon["source_pretrain_one_off"] = {"energy_j": 3.6e6, "kind": "estimated", "method": "x"}
+    (b / "training_carbon.json").write_text(json.dumps(carbon))
+    (row,) = compare_bundles([b])
+    assert row["energy_kwh_incl_source"] == pytest.approx(1.5)
+    unknown = make_bundle(tmp_path, "lora2", "lora", 0.9, 1, 0.5, phases=hit)
+    assert compare_bundles([unknown])[0]["energy_kwh_incl_source"] is None  # not recorded: unknown

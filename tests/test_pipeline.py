@@ -116,3 +116,17 @@ def test_unusable_image_folder_fails_before_anything_is_written(tmp_path, capsys
     code, _, err = _run(capsys, [*TINY, "--data", str(root), "--out", str(out)])
     assert code != 0 and err.startswith("error: ") and len(err.strip().splitlines()) == 1
     assert not out.exists()
+
+
+def test_a_cached_source_model_still_reports_its_one_off_energy(tmp_path, capsys):
+    args = [*TINY, "--weights", "source", "--strategy", "frozen", "--no-profile"]
+    first, second = tmp_path / "first", tmp_path / "second"
+    assert _run(capsys, [*args, "--out", str(first)])[0] == 0
+    assert _run(capsys, [*args, "--out", str(second)])[0] == 0
+    one = json.loads((first / "training_carbon.json").read_text())
+    two = json.loads((second / "training_carbon.json").read_text())
+    paid = {p["phase"]: p for p in one["phases"]}["source_pretrain"]
+    assert paid["kind"] != "cache-hit" and paid["energy_j"] > 0
+    assert {p["phase"]: p for p in two["phases"]}["source_pretrain"]["kind"] == "cache-hit"
+    assert two["source_pretrain_one_off"]["energy_j"] == pytest.approx(paid["energy_j"])
+    assert two["source_pretrain_one_off"]["bundle"] == "first"

@@ -52,6 +52,11 @@ def _bundle_row(bundle: Path) -> dict[str, Any]:
     source = next((ph for ph in carbon.get("phases") or [] if ph.get("phase") == "source_pretrain"), None)
     source_pretrain = ("none" if source is None else
                        "cache hit (not counted)" if source.get("kind") == "cache-hit" else "counted")
+    one_off = carbon.get("source_pretrain_one_off") or {}
+    one_off_kwh = (one_off["energy_j"] / 3.6e6) if one_off.get("energy_j") is not None else None
+    energy_kwh = totals.get("energy_kwh")
+    with_source = (energy_kwh + one_off_kwh if energy_kwh is not None and one_off_kwh is not None
+                   else energy_kwh if source_pretrain != "cache hit (not counted)" else None)
     return {
         "bundle": bundle.name,
         "path": str(bundle),
@@ -70,6 +75,9 @@ def _bundle_row(bundle: Path) -> dict[str, Any]:
         "energy_band": band,
         # a cached source model makes a transfer run look cheaper than the first one was
         "source_pretrain": source_pretrain,
+        # this run's energy plus the one-off source pretraining it reused (from the cache entry,
+        # metered in the run that made it); None when that cost was not recorded
+        "energy_kwh_incl_source": with_source,
         "provenance": {
             "accuracy": "measured (metrics.json, target-domain test split)",
             "f1": "measured (metrics.json)",
@@ -134,12 +142,13 @@ def _cells(r: dict[str, Any]) -> list[str]:
         _pct(vs.get("co2_pct")) if vs else "-",
         _fmt(vs.get("accuracy_points"), "+.2f") if vs else "-",
         f"{r['energy_kind']} ({r['energy_method']})", r.get("source_pretrain", "n/a"),
+        _fmt(r.get("energy_kwh_incl_source"), ".3g"),
     ]
 
 
 HEADERS = ["bundle", "model", "strategy", "accuracy", "trainable", "kWh", "CO2 kg",
            "kWh vs scratch", "CO2 vs scratch", "acc vs scratch (pts)", "energy kind (method)",
-           "source pretraining"]
+           "source pretraining", "kWh incl. source pretraining"]
 
 
 def render_comparison_table(rows: list[dict[str, Any]]):
