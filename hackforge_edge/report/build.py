@@ -335,7 +335,7 @@ def _carbon_table(tc: Mapping | None) -> dict | None:
     notes = []
     if totals:
         notes.append("Totals: " + ", ".join(f"{k} = {_value_text(v)}" for k, v in _flatten(totals)))
-    for k in ("grid", "region", "intensity_g_per_kwh", "pue", "note", "notes"):
+    for k in ("grid", "region", "intensity_g_per_kwh", "pue", "note", "notes", "source_pretrain_one_off"):
         if tc.get(k) is not None:
             v = tc[k]
             notes.append(f"{k}: " + (", ".join(f"{a}={_value_text(b, a)}" for a, b in _flatten(v)) if isinstance(v, Mapping)
