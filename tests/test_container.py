@@ -39,7 +39,7 @@ def make_bundle(out: Path) -> Path:
     (out / "preprocess.json").write_text(json.dumps(ImagePreprocess(image_size=(48, 48)).to_json()))
     (out / "manifest.json").write_text(json.dumps({
         "name": "container-check", "finished_at": "2025-01-01T00:00:00+00:00",
-        "config": {"model": "tiny_cnn", "strategy": "full_finetune"},
+        "config": {"model": "tiny_cnn", "strategy": "finetune"},
         "artifacts": {"model.onnx": {"sha256": sha256_file(out / "model.onnx"),
                                      "bytes": (out / "model.onnx").stat().st_size}}, "versions": {}}))
     return out

@@ -15,7 +15,6 @@ import struct
 import subprocess
 import sys
 import time
-import warnings
 import zlib
 from pathlib import Path
 
@@ -23,39 +22,12 @@ import numpy as np
 import pytest
 
 from hackforge_edge.bundle import sha256_file
-from hackforge_edge.preprocess import ImagePreprocess
+from test_serving import LABELS, PRE, make_image_bundle  # one tiny bundle builder for both
 
 httpx = pytest.importorskip("httpx")
 
-LABELS = ["benign", "malignant"]
-PRE = ImagePreprocess(image_size=(32, 32))
 TOKEN = "live-test-token"
 AUTH = {"Authorization": f"Bearer {TOKEN}"}
-
-
-def make_image_bundle(out: Path) -> Path:
-    """A tiny CNN bundle (input [N,3,32,32] -> logits [N,2]) with hand-written sidecars."""
-    import torch
-
-    torch.manual_seed(1)
-    model = torch.nn.Sequential(
-        torch.nn.Conv2d(3, 4, 3, padding=1), torch.nn.ReLU(), torch.nn.AdaptiveAvgPool2d(1),
-        torch.nn.Flatten(), torch.nn.Linear(4, 2)).eval()
-    out.mkdir(parents=True, exist_ok=True)
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        torch.onnx.export(model, (torch.randn(2, 3, 32, 32),), str(out / "model.onnx"), dynamo=False,
-                          input_names=["input"], output_names=["logits"],
-                          dynamic_axes={"input": {0: "batch"}, "logits": {0: "batch"}})
-    (out / "labels.json").write_text(json.dumps(LABELS))
-    (out / "preprocess.json").write_text(json.dumps(PRE.to_json()))
-    sha = sha256_file(out / "model.onnx")
-    (out / "manifest.json").write_text(json.dumps({
-        "name": "live-cnn", "finished_at": "2025-01-01T00:00:00+00:00",
-        "config": {"model": "tiny_cnn", "strategy": "linear_probe"},
-        "artifacts": {"model.onnx": {"sha256": sha, "bytes": (out / "model.onnx").stat().st_size}},
-        "versions": {}}))
-    return out
 
 
 def png_bytes(w: int = 70, h: int = 50, seed: int = 0) -> bytes:
@@ -192,7 +164,7 @@ def test_streamed_body_over_limit_is_cut_off(server):
 def test_metadata_and_metrics_over_tcp(server):
     c = server["client"]
     md = c.get("/v1/metadata", headers=AUTH).json()
-    assert md["manifest"]["name"] == "live-cnn" and md["manifest"]["strategy"] == "linear_probe"
+    assert md["manifest"]["name"] == "tiny-cnn" and md["manifest"]["strategy"] == "finetune"
     assert md["manifest"]["sha256"] == md["model"]["sha256"] == sha256_file(server["bundle"] / "model.onnx")
     assert md["limits"]["max_body_bytes"] == 1024 * 1024 and md["limits"]["intra_op_threads"] == 1
     assert_error(c.get("/metrics"), 401)

@@ -50,7 +50,7 @@ def make_image_bundle(out: Path) -> Path:
     (out / "preprocess.json").write_text(json.dumps(PRE.to_json()))
     onnx_path = out / "model.onnx"
     manifest = {"name": "tiny-cnn", "finished_at": "2025-01-01T00:00:00+00:00",
-                "config": {"model": "tiny_cnn", "strategy": "full_finetune"},
+                "config": {"model": "tiny_cnn", "strategy": "finetune"},
                 "artifacts": {"model.onnx": {"sha256": sha256_file(onnx_path),
                                              "bytes": onnx_path.stat().st_size}},
                 "versions": {"python": "3"}}
@@ -231,7 +231,7 @@ def test_metadata_describes_model_bundle_and_providers(client, bundle):
     assert md["preprocessing"] == PRE.to_json()
     assert md["providers"]["in_use"] == ["CPUExecutionProvider"]
     sha = sha256_file(bundle / "model.onnx")
-    assert md["manifest"] == {"name": "tiny-cnn", "model": "tiny_cnn", "strategy": "full_finetune",
+    assert md["manifest"] == {"name": "tiny-cnn", "model": "tiny_cnn", "strategy": "finetune",
                               "sha256": sha, "finished_at": "2025-01-01T00:00:00+00:00", "present": True}
     assert md["model"]["version"] == f"tiny-cnn@{sha[:12]}"
     assert md["warmup"]["ok"] is True
