@@ -17,7 +17,7 @@ from typing import Any, Callable
 from hackforge_edge import bundle
 from hackforge_edge.errors import UsageError
 from hackforge_edge.profile_pipeline import DEFAULT_PROFILES
-from hackforge_edge.training import DEFAULTS  # the no-argument run's recipe (no torch import)
+from hackforge_edge.recipe import DEFAULTS  # the no-argument run's recipe (no numpy/torch)
 
 log = logging.getLogger(__name__)
 VARIANTS = ("fp16", "int8")
