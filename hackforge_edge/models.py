@@ -200,14 +200,16 @@ def load_backbone(model: "nn.Module", state: dict[str, Any], origin: str) -> dic
 
 def create_model(name: str, num_classes: int, weights: str = "none", *, image_size: int | None = None,
                  seed: int = 0, source_seed: int = 0, source_recipe: Any = None,
-                 cache_dir: str | Path | None = None, progress: bool = False) -> "nn.Module":
+                 cache_dir: str | Path | None = None, progress: bool = False,
+                 device: str = "auto") -> "nn.Module":
     """Build registered model ``name`` with a ``num_classes`` head.
 
     ``weights``: "none" | "imagenet" | "source" | PATH (see module doc). ``image_size`` (pixels)
     is required for "source": the source model is pretrained at that size. ``seed`` seeds the
     random init (and the fresh head); ``source_seed`` and ``source_recipe`` (a
     pretrain.SourceRecipe; default recipe if None) pick the cached source model;
-    ``cache_dir`` overrides HF_EDGE_CACHE; ``progress`` shows Rich bars while pretraining.
+    ``cache_dir`` overrides HF_EDGE_CACHE; ``progress`` shows Rich bars and ``device`` (auto |
+    cpu | cuda) is where the source model trains on a cache miss.
     The result records provenance in ``model.hf_edge_meta["weights"]``.
     """
     spec = get_spec(name)
@@ -225,7 +227,8 @@ def create_model(name: str, num_classes: int, weights: str = "none", *, image_si
         from hackforge_edge.pretrain import get_source_model
 
         source, info = get_source_model(name, image_size=int(image_size), seed=source_seed,
-                                        recipe=source_recipe, cache_dir=cache_dir, progress=progress)
+                                        recipe=source_recipe, cache_dir=cache_dir, progress=progress,
+                                        device=device)
         load_backbone(model, source.state_dict(), "source model")
         reset_classifier(model, num_classes, seed=seed)  # target classes need their own head
         model.hf_edge_meta["weights"] = {"kind": "source", **info}

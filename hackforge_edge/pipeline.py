@@ -161,7 +161,6 @@ def _execute(cfg, out: Path, started_at: str, req, grid, splits, say) -> Path:
     from hackforge_edge.energy.accounting import PhaseLog, write_training_carbon
     from hackforge_edge.energy.meter import make_meter
     from hackforge_edge.models import create_model
-    from hackforge_edge.pretrain import get_source_model
     from hackforge_edge.strategies import apply_strategy
     from hackforge_edge.training import evaluate, split_to_nchw, train
 
@@ -175,14 +174,19 @@ def _execute(cfg, out: Path, started_at: str, req, grid, splits, say) -> Path:
 
     # scratch means random init whatever --weights says; record what was really used
     weights = "none" if cfg.strategy == "scratch" else cfg.weights
+    def build():
+        return create_model(cfg.model, num_classes, weights, image_size=cfg.image_size, seed=cfg.seed,
+                            source_seed=cfg.seed, progress=cfg.progress, device=cfg.device)
+
     source_info = None
     if weights == "source":
+        # building the model loads the cached source model, or pretrains it on a cache miss
         meter.begin("source_pretrain")
         try:
-            _, source_info = get_source_model(cfg.model, image_size=cfg.image_size, seed=cfg.seed,
-                                              device=cfg.device, progress=cfg.progress)
+            model = build()
         finally:
             m = meter.end("source_pretrain")
+        source_info = model.hf_edge_meta["weights"]
         if source_info.get("cache_hit"):
             phases.cache_hit("source_pretrain", note=f"loaded {source_info.get('cache_path')} "
                                                      f"in {m.duration_s:.2f} s")
@@ -197,9 +201,9 @@ def _execute(cfg, out: Path, started_at: str, req, grid, splits, say) -> Path:
                 "bundle": out.name, "measured_at": bundle.utc_now()})
             say(f"source model: pretrained on the synthetic source domain in {m.duration_s:.1f} s, "
                 f"source test accuracy {source_info.get('source_test_accuracy')}")
+    else:
+        model = build()
 
-    model = create_model(cfg.model, num_classes, weights, image_size=cfg.image_size, seed=cfg.seed,
-                         source_seed=cfg.seed, progress=cfg.progress)
     model, params = apply_strategy(model, cfg.strategy, lora_rank=cfg.lora_rank,
                                    lora_alpha=cfg.lora_alpha, seed=cfg.seed)
     say(f"strategy {cfg.strategy}: {params.trainable_params:,} of {params.total_params:,} parameters trainable")
