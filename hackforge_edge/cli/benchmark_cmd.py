@@ -7,18 +7,6 @@ from typing import Optional
 
 import typer
 
-from hackforge_edge.errors import UsageError
-
-
-def parse_int_list(text: str, what: str = "--batch-sizes") -> tuple[int, ...]:
-    """'1,4,8' -> (1, 4, 8); UsageError on anything else."""
-    try:
-        values = tuple(int(x) for x in str(text).replace(" ", "").split(",") if x)
-    except ValueError:
-        raise UsageError(f"{what} expects comma-separated integers, got {text!r}") from None
-    if not values or min(values) < 1:
-        raise UsageError(f"{what} expects positive integers, got {text!r}")
-    return values
 
 
 def benchmark(
@@ -41,7 +29,9 @@ def benchmark(
     from hackforge_edge.profiling.measure import measure
 
     ref = resolve_model(model)
-    sizes = parse_int_list(batch_sizes)
+    from hackforge_edge.profile_pipeline import parse_batch_sizes
+
+    sizes = parse_batch_sizes(batch_sizes)
     meter = _meter()
     if seq_len is None and ref.bundle_dir is not None:
         seq_len = _bundle_seq_len(ref)

@@ -32,7 +32,7 @@ def calibrate(
     from hackforge_edge.cli._console import make_console
     from rich.table import Table
 
-    from hackforge_edge.cli.benchmark_cmd import parse_int_list
+    from hackforge_edge.profile_pipeline import parse_batch_sizes
     from hackforge_edge.profiling import calibrate as cal_mod
 
     if measured is not None:
@@ -45,7 +45,7 @@ def calibrate(
         unknown = [n for n in names if n not in cal_mod.REFERENCE_MODELS]
         if unknown or not names:
             raise UsageError(f"--models: unknown {unknown} (known: {', '.join(cal_mod.REFERENCE_MODELS)})")
-        cal = cal_mod.calibrate_local(names, batch_sizes=parse_int_list(batch_sizes), runs=runs,
+        cal = cal_mod.calibrate_local(names, batch_sizes=parse_batch_sizes(batch_sizes), runs=runs,
                                       threads=threads, progress=lambda m: typer.echo(m, err=True))
     table = Table(title=f"calibration of {cal.profile} ({cal.engine}) on {cal.device}")
     for col in ("model", "batch", "measured ms", "fitted ms", "residual %"):

@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any, Iterable
 
 from hackforge_edge.bundle import read_json
+from hackforge_edge.energy.meter import J_PER_KWH
 from hackforge_edge.errors import BundleError
 
 SCRATCH_STRATEGIES = ("scratch", "from_scratch", "from-scratch")
@@ -53,7 +54,7 @@ def _bundle_row(bundle: Path) -> dict[str, Any]:
     source_pretrain = ("none" if source is None else
                        "cache hit (not counted)" if source.get("kind") == "cache-hit" else "counted")
     one_off = carbon.get("source_pretrain_one_off") or {}
-    one_off_kwh = (one_off["energy_j"] / 3.6e6) if one_off.get("energy_j") is not None else None
+    one_off_kwh = (one_off["energy_j"] / J_PER_KWH) if one_off.get("energy_j") is not None else None
     energy_kwh = totals.get("energy_kwh")
     with_source = (energy_kwh + one_off_kwh if energy_kwh is not None and one_off_kwh is not None
                    else energy_kwh if source_pretrain != "cache hit (not counted)" else None)

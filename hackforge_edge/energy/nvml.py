@@ -13,7 +13,7 @@ same functions, ``NVMLError`` and ``NVML_ERROR_NOT_SUPPORTED``) to test without 
 
 from __future__ import annotations
 
-from typing import Any, Mapping
+from typing import Any, Callable, Mapping
 
 from hackforge_edge.energy.meter import (
     Backend,
@@ -56,6 +56,16 @@ class _Nvml:
         self.band = _band(cfg["band"])
         self.band_source = cfg["band_source"]
 
+    def _per_gpu(self, read: Callable[[Any], float], scale: float) -> dict[str, "float | BaseException"]:
+        """``read(handle) * scale`` per GPU domain; an NVML error is kept as the domain's value."""
+        out: dict[str, float | BaseException] = {}
+        for i, (handle, _) in self.gpus.items():
+            try:
+                out[f"gpu:{i}"] = read(handle) * scale
+            except self.nvml.NVMLError as exc:
+                out[f"gpu:{i}"] = exc
+        return out
+
 
 class NvmlEnergyBackend(_Nvml, Backend):
     method = "nvml-energy-counter"
@@ -68,13 +78,7 @@ class NvmlEnergyBackend(_Nvml, Backend):
         super().__init__([Domain(key=f"gpu:{i}", hw_class="gpu") for i in gpus])
 
     def read(self) -> Snapshot:
-        out: Snapshot = {}
-        for i, (handle, _) in self.gpus.items():
-            try:
-                out[f"gpu:{i}"] = self.nvml.nvmlDeviceGetTotalEnergyConsumption(handle) * 1e-3
-            except self.nvml.NVMLError as exc:
-                out[f"gpu:{i}"] = exc
-        return out
+        return self._per_gpu(self.nvml.nvmlDeviceGetTotalEnergyConsumption, 1e-3)  # mJ -> J
 
     def describe(self) -> dict:
         return {**super().describe(), "gpus": {i: n for i, (_, n) in self.gpus.items()}}
@@ -91,13 +95,7 @@ class NvmlPowerBackend(_Nvml, PollingBackend):
         super().__init__([Domain(key=f"gpu:{i}", hw_class="gpu") for i in gpus], interval)
 
     def sample_power_w(self) -> Mapping[str, "float | BaseException"]:
-        out: dict[str, float | BaseException] = {}
-        for i, (handle, _) in self.gpus.items():
-            try:
-                out[f"gpu:{i}"] = self.nvml.nvmlDeviceGetPowerUsage(handle) * 1e-3
-            except self.nvml.NVMLError as exc:
-                out[f"gpu:{i}"] = exc
-        return out
+        return self._per_gpu(self.nvml.nvmlDeviceGetPowerUsage, 1e-3)  # mW -> W
 
     def describe(self) -> dict:
         return {**super().describe(), "gpus": {i: n for i, (_, n) in self.gpus.items()},
