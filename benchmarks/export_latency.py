@@ -53,10 +53,10 @@ def bench_model(name: str, *, threads: int, runs: int, warmup: int, size: int, w
     """One flat record for ``name``: latencies in ms (median), ratios, node counts, exporter."""
     import torch
 
-    from exporters import export_onnx, fold_lora, validate_export
-    from exporters.validate import interleaved_latency_ms, latency_summary, make_session
-    from hackforge_edge.models import create_model
-    from hackforge_edge.strategies import apply_strategy
+    from hackforge_edge.export import export_onnx, fold_lora, validate_export
+    from hackforge_edge.export.validate import interleaved_latency_ms, latency_summary, make_session
+    from hackforge_edge.models.registry import create_model
+    from hackforge_edge.strategies.registry import apply_strategy
 
     record: dict = {"model": name, "image_size": size, "batch_size": 1, "threads": threads}
     base = create_model(name, 1000, "none", seed=0).eval()

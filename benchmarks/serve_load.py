@@ -42,7 +42,7 @@ def build_bundle(out: Path, num_classes: int, size: int) -> Path:
     import torchvision
 
     from hackforge_edge.bundle import sha256_file
-    from hackforge_edge.preprocess import ImagePreprocess
+    from hackforge_edge.data.preprocess import ImagePreprocess
 
     torch.manual_seed(0)
     model = torchvision.models.mobilenet_v2(weights=None, num_classes=num_classes).eval()
@@ -219,7 +219,7 @@ def main(argv: list[str] | None = None) -> int:
     import psutil
     from PIL import Image
 
-    from hackforge_edge.preprocess import ImagePreprocess
+    from hackforge_edge.data.preprocess import ImagePreprocess
 
     with tempfile.TemporaryDirectory(prefix="hf-edge-load-") as tmp:
         tmp = Path(tmp)

@@ -94,7 +94,7 @@ import io, json
 import numpy as np
 import onnxruntime as ort
 from PIL import Image
-from hackforge_edge.preprocess import ImagePreprocess
+from hackforge_edge.data.preprocess import ImagePreprocess
 pre = ImagePreprocess.from_json(json.load(open("/models/preprocess.json")))
 labels = json.load(open("/models/labels.json"))
 rgb = np.random.default_rng(7).integers(0, 256, size=(97, 131, 3), dtype=np.uint8)

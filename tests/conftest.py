@@ -19,6 +19,6 @@ def _isolated_cache(tmp_path_factory, monkeypatch):
 @pytest.fixture(scope="session")
 def tiny_splits():
     """Synthetic target data at 32 px: 24 train / 12 val / 12 test images, balanced."""
-    from hackforge_edge.data import load_dataset
+    from hackforge_edge.data.loader import load_dataset
 
     return load_dataset(image_size=32, seed=0, synthetic_sizes={"train": 24, "val": 12, "test": 12})

@@ -77,7 +77,7 @@ def test_profile_bundle_writes_report_and_report_regenerates(onnx_model, tmp_pat
 
 
 def test_profile_and_report_library_call(onnx_model, tmp_path):
-    from hackforge_edge.profile_pipeline import profile_and_report
+    from hackforge_edge.recipes.profile import profile_and_report
 
     b = tmp_path / "run"
     b.mkdir()

@@ -16,7 +16,7 @@ from pathlib import Path
 import pytest
 
 from hackforge_edge.bundle import sha256_file
-from hackforge_edge.preprocess import ImagePreprocess
+from hackforge_edge.data.preprocess import ImagePreprocess
 
 pytestmark = pytest.mark.container
 

@@ -11,7 +11,8 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from hackforge_edge.data import calibration_batch, load_dataset, synthetic
+from hackforge_edge.data import synthetic
+from hackforge_edge.data.loader import calibration_batch, load_dataset
 from hackforge_edge.data.splits import split_indices
 from hackforge_edge.errors import DataError, UsageError
 
@@ -173,7 +174,7 @@ def test_calibration_batch_is_class_balanced(tiny_splits):
 
 
 def test_light_modules_do_not_import_torch():
-    code = ("import sys, hackforge_edge.data, hackforge_edge.metrics, hackforge_edge.models, "
-            "hackforge_edge.strategies, hackforge_edge.pretrain, hackforge_edge.training; "
+    code = ("import sys, hackforge_edge.data, hackforge_edge.training.metrics, hackforge_edge.models.registry, "
+            "hackforge_edge.strategies.registry, hackforge_edge.models.source, hackforge_edge.training.loop; "
             "assert 'torch' not in sys.modules, 'torch imported'")
     subprocess.run([sys.executable, "-c", code], check=True)

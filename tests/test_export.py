@@ -17,9 +17,9 @@ torch = pytest.importorskip("torch")
 pytest.importorskip("onnxscript")
 from torch import nn  # noqa: E402
 
-from exporters import export_onnx, fold_lora, validate_export  # noqa: E402
-from exporters import onnx_export as onnx_export_mod  # noqa: E402
-from exporters.fold import has_lora  # noqa: E402
+from hackforge_edge.export import export_onnx, fold_lora, validate_export  # noqa: E402
+from hackforge_edge.export import onnx_export as onnx_export_mod  # noqa: E402
+from hackforge_edge.export.fold import has_lora  # noqa: E402
 from hackforge_edge.errors import ExportError  # noqa: E402
 
 
@@ -202,8 +202,8 @@ def _randomise_lora_b(model: nn.Module) -> None:
 
 
 def test_fold_lora_from_project_strategy_matches_and_exports_like_base(tmp_path):
-    models = pytest.importorskip("hackforge_edge.models")
-    strategies = pytest.importorskip("hackforge_edge.strategies")
+    models = pytest.importorskip("hackforge_edge.models.registry")
+    strategies = pytest.importorskip("hackforge_edge.strategies.registry")
     base = models.create_model("tinycnn", 3, seed=0).eval()
     peft_model, _ = strategies.apply_strategy(models.create_model("tinycnn", 3, seed=0), "lora",
                                               lora_rank=4, lora_alpha=8)
@@ -261,7 +261,7 @@ def test_fold_without_adapters_is_an_fp32_copy():
 # ----------------------------------------------------------------------------- text model
 def test_tiny_bert_export_dynamic_batch_and_sequence(tmp_path):
     transformers = pytest.importorskip("transformers")
-    from exporters import text_classifier_axes
+    from hackforge_edge.export import text_classifier_axes
 
     config = transformers.BertConfig(
         vocab_size=64, hidden_size=32, num_hidden_layers=2, num_attention_heads=2,
@@ -300,6 +300,6 @@ def test_package_import_is_light():
     import subprocess
     import sys
 
-    code = "import sys, exporters; print(any(m in sys.modules for m in ('torch', 'onnx', 'onnxruntime')))"
+    code = "import sys, hackforge_edge.export; print(any(m in sys.modules for m in ('torch', 'onnx', 'onnxruntime')))"
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "False"

@@ -18,7 +18,7 @@ torch = pytest.importorskip("torch")
 pytest.importorskip("onnxscript")
 from torch import nn  # noqa: E402
 
-from exporters import (  # noqa: E402
+from hackforge_edge.export import (  # noqa: E402
     accuracy_check, export_onnx, make_fp16, make_int8, measure_ort_latency, validate_variant,
 )
 from hackforge_edge.errors import ExportError  # noqa: E402
@@ -159,7 +159,7 @@ def test_int8_dynamic_on_tiny_bert(tmp_path, monkeypatch):
     cwd = tmp_path / "cwd"
     cwd.mkdir()
     monkeypatch.chdir(cwd)
-    from exporters import text_classifier_axes
+    from hackforge_edge.export import text_classifier_axes
 
     config = transformers.BertConfig(
         vocab_size=64, hidden_size=32, num_hidden_layers=2, num_attention_heads=2,

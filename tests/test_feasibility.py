@@ -5,8 +5,8 @@ import json
 
 import pytest
 
-from hackforge_edge.feasibility import FAIL, MARGINAL, PASS, FeasibilityConfig, evaluate
-from hackforge_edge.requirements import Requirements
+from hackforge_edge.feasibility.verdict import FAIL, MARGINAL, PASS, FeasibilityConfig, evaluate
+from hackforge_edge.feasibility.requirements import Requirements
 
 GIB = 2**30
 GRID = {"region": "FRA", "intensity_g_per_kwh": 56.0, "pue": 1.0, "basis": "lifecycle",

@@ -7,7 +7,7 @@ import json
 import numpy as np
 import pytest
 
-from hackforge_edge.metrics import average_ranks, classification_metrics, roc_auc
+from hackforge_edge.training.metrics import average_ranks, classification_metrics, roc_auc
 
 
 def _probs(p_pos):

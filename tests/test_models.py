@@ -7,7 +7,7 @@ import pytest
 torch = pytest.importorskip("torch")
 
 from hackforge_edge.errors import ModelError, UsageError  # noqa: E402
-from hackforge_edge.models import (  # noqa: E402
+from hackforge_edge.models.registry import (  # noqa: E402
     MODELS, create_model, head_module_name, reset_classifier, split_parameters,
 )
 
@@ -98,7 +98,7 @@ def test_imagenet_download_failure_is_model_error(monkeypatch):
 
 
 def test_source_weights_pretrain_then_hit_cache(tmp_path):
-    from hackforge_edge.pretrain import SourceRecipe, get_source_model
+    from hackforge_edge.models.source import SourceRecipe, get_source_model
 
     torch.set_num_threads(1)
     recipe = SourceRecipe(n_train=8, n_val=4, n_test=4, epochs=1, lr=1e-2, batch_size=4)

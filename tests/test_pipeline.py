@@ -56,7 +56,7 @@ def test_existing_out_is_refused(tmp_path, capsys):
 
 
 def test_interrupt_during_training_leaves_no_manifest(tmp_path, capsys, monkeypatch):
-    import hackforge_edge.training as training
+    import hackforge_edge.training.loop as training
 
     def interrupted(*args, **kwargs):
         raise KeyboardInterrupt

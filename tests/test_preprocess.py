@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from hackforge_edge.preprocess import ImagePreprocess
+from hackforge_edge.data.preprocess import ImagePreprocess
 
 
 def _reference(rgb, pp):

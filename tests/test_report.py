@@ -7,9 +7,9 @@ import re
 import pytest
 
 from hackforge_edge.errors import BundleError
-from hackforge_edge.feasibility import evaluate
+from hackforge_edge.feasibility.verdict import evaluate
 from hackforge_edge.report.build import LEGEND, assemble, build_report, render_markdown
-from hackforge_edge.requirements import Requirements
+from hackforge_edge.feasibility.requirements import Requirements
 
 GIB = 2**30
 GRID = {"region": "FRA", "intensity_g_per_kwh": 56.0, "pue": 1.0, "basis": "lifecycle",

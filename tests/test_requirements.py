@@ -3,7 +3,7 @@
 import pytest
 
 from hackforge_edge.errors import RequirementsError
-from hackforge_edge.requirements import Requirements, load_requirements
+from hackforge_edge.feasibility.requirements import Requirements, load_requirements
 
 
 def test_defaults_and_percentile_normalised():

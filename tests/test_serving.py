@@ -22,7 +22,7 @@ import pytest
 
 from hackforge_edge.bundle import sha256_file
 from hackforge_edge.errors import HFEdgeError, ServingError
-from hackforge_edge.preprocess import ImagePreprocess
+from hackforge_edge.data.preprocess import ImagePreprocess
 
 LABELS = ["benign", "malignant"]
 PRE = ImagePreprocess(image_size=(32, 32))

@@ -7,8 +7,8 @@ import pytest
 torch = pytest.importorskip("torch")
 
 from hackforge_edge.errors import UsageError  # noqa: E402
-from hackforge_edge.models import create_model  # noqa: E402
-from hackforge_edge.strategies import STRATEGIES, apply_strategy, lora_targets  # noqa: E402
+from hackforge_edge.models.registry import create_model  # noqa: E402
+from hackforge_edge.strategies.registry import STRATEGIES, apply_strategy, lora_targets  # noqa: E402
 
 # What each strategy promises to train, as a predicate on PEFT/plain parameter names.
 PROMISES = {

@@ -10,9 +10,9 @@ import pytest
 torch = pytest.importorskip("torch")
 
 from hackforge_edge.errors import UsageError  # noqa: E402
-from hackforge_edge.models import create_model  # noqa: E402
-from hackforge_edge.strategies import apply_strategy  # noqa: E402
-from hackforge_edge.training import evaluate, split_to_nchw, train  # noqa: E402
+from hackforge_edge.models.registry import create_model  # noqa: E402
+from hackforge_edge.strategies.registry import apply_strategy  # noqa: E402
+from hackforge_edge.training.loop import evaluate, split_to_nchw, train  # noqa: E402
 
 
 def _fit(splits, seed=0, **kw):

@@ -29,7 +29,7 @@ def benchmark(
     from hackforge_edge.profiling.measure import measure
 
     ref = resolve_model(model)
-    from hackforge_edge.profile_pipeline import parse_batch_sizes
+    from hackforge_edge.recipes.profile import parse_batch_sizes
 
     sizes = parse_batch_sizes(batch_sizes)
     meter = _meter()

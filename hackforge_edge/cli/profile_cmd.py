@@ -7,7 +7,7 @@ from typing import List, Optional
 
 import typer
 
-from hackforge_edge.profile_pipeline import DEFAULT_PROFILES
+from hackforge_edge.recipes.profile import DEFAULT_PROFILES
 
 
 def profile(
@@ -43,8 +43,8 @@ def profile(
 ) -> None:
     """Profile MODEL_OR_BUNDLE on hardware profiles and judge it against requirements."""
     from hackforge_edge.errors import HFEdgeError
-    from hackforge_edge.profile_pipeline import parse_input_shapes, run_profile
-    from hackforge_edge.requirements import load_requirements
+    from hackforge_edge.recipes.profile import parse_input_shapes, run_profile
+    from hackforge_edge.feasibility.requirements import load_requirements
 
     try:
         req = load_requirements(

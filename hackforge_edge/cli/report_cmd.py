@@ -28,8 +28,8 @@ def report(
         if feasibility is None or requirements_file is not None:
             # no verdict yet (or new requirements): judge the stored profile.json again, purely
             from hackforge_edge.energy.carbon import resolve_grid
-            from hackforge_edge.feasibility import evaluate
-            from hackforge_edge.requirements import load_requirements
+            from hackforge_edge.feasibility.verdict import evaluate
+            from hackforge_edge.feasibility.requirements import load_requirements
 
             req = load_requirements(requirements_file)
             grid = resolve_grid(req.region, req.grid_intensity_g_per_kwh, req.pue)

@@ -6,7 +6,7 @@ from typing import Optional
 
 import typer
 
-from hackforge_edge.pipeline import DEFAULT_PROFILES, TrainExportConfig
+from hackforge_edge.recipes.train_and_export import DEFAULT_PROFILES, TrainExportConfig
 
 _D = {name: f.default for name, f in TrainExportConfig.__dataclass_fields__.items()}
 
@@ -58,7 +58,7 @@ def train_and_export(
     """
     from hackforge_edge.cli._console import make_console
 
-    from hackforge_edge import pipeline
+    from hackforge_edge.recipes import train_and_export as pipeline
 
     req = {"max_latency_ms": max_latency_ms, "percentile": percentile,
            "min_throughput_per_s": min_throughput, "power_budget_w": power_budget_w,

@@ -11,7 +11,7 @@ from hackforge_edge.data.splits import (
     DatasetSplits, Split, check_fraction, group_keys, split_indices, stratified_fraction,
 )
 from hackforge_edge.errors import UsageError
-from hackforge_edge.preprocess import ImagePreprocess
+from hackforge_edge.data.preprocess import ImagePreprocess
 
 # Default synthetic split sizes (images). Small on purpose: the no-argument demo must finish
 # the whole pipeline in under 5 minutes on 2 CPU cores (numbers in the training module docs).

@@ -9,7 +9,7 @@ from typing import Any, Sequence
 import numpy as np
 
 from hackforge_edge.errors import DataError, UsageError
-from hackforge_edge.preprocess import ImagePreprocess
+from hackforge_edge.data.preprocess import ImagePreprocess
 
 SPLIT_NAMES = ("train", "val", "test")
 

@@ -140,5 +140,5 @@ def load_calibration(profile) -> "Calibration | None":
 
 
 def profile_model(onnx_path, profiles: list[str], **kwargs: Any) -> dict:
-    from hackforge_edge.profiling.pipeline import profile_model as _f
+    from hackforge_edge.profiling.profiler import profile_model as _f
     return _f(onnx_path, profiles, **kwargs)

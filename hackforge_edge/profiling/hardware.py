@@ -20,7 +20,8 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 
 from hackforge_edge.errors import ProfileError
 
-PROFILE_PACKAGE = "hackforge_edge_profiles"
+# profiles/*.yaml ship as package data of hackforge_edge.profiling (one YAML per target)
+PROFILE_DIR = "profiles"
 LOCAL = "local"
 LOCAL_DATA = "_local.yaml"
 PRECISIONS = ("fp32", "fp16", "int8")
@@ -154,7 +155,7 @@ class HardwareProfile(_Strict):
 
 # ---- loading ---------------------------------------------------------------------------------
 def _profile_dir():
-    return resources.files(PROFILE_PACKAGE)
+    return resources.files("hackforge_edge.profiling").joinpath(PROFILE_DIR)
 
 
 def _shipped_files() -> dict[str, Any]:
@@ -223,14 +224,14 @@ def load_profile(name_or_path: str | os.PathLike | HardwareProfile, *,
                            "or pass a path to a YAML file)")
     entry = files[s]
     return profile_from_dict(_read_yaml(entry.read_text(encoding="utf-8"), f"{s}.yaml"),
-                             f"{PROFILE_PACKAGE}/{s}.yaml")
+                             f"hackforge_edge/profiling/{PROFILE_DIR}/{s}.yaml")
 
 
 @lru_cache(maxsize=1)
 def local_data() -> dict:
     """The `_local.yaml` table (ISA FLOP/cycle, known CPUs, fallbacks, ort-cpu prior)."""
     entry = _profile_dir() / LOCAL_DATA
-    return _read_yaml(entry.read_text(encoding="utf-8"), f"{PROFILE_PACKAGE}/{LOCAL_DATA}")
+    return _read_yaml(entry.read_text(encoding="utf-8"), f"hackforge_edge/profiling/{PROFILE_DIR}/{LOCAL_DATA}")
 
 
 # ---- the `local` profile ----------------------------------------------------------------------
@@ -390,7 +391,7 @@ def detect_local(*, tdp_w: float | None = None, cpuinfo: dict | None = None,
                     f"{ghz:.2f} GHz ({ghz_source}), flags {' '.join(interesting) or 'none'}",
              "tag": "M", "covers": ["cpu_cores", "cpu_ghz", "memory_gb"]},
             {"ref": f"peaks derived: cores x GHz x {fpc} FP32 FLOP/cycle ({fpc_source}); "
-                    "int8/fp16 factors from ISA flags (profiles/_local.yaml)",
+                    "int8/fp16 factors from ISA flags (profiling/profiles/_local.yaml)",
              "tag": "D", "covers": ["peak_tflops.fp32", "peak_tflops.fp16", "peak_tflops.int8"]},
             {"ref": f"TDP {tdp:.1f} W: {tdp_source}", "tag": tdp_tag,
              "covers": ["power_modes.max_w", "power_modes.idle_w"]},

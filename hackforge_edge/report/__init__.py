@@ -21,5 +21,5 @@ def build_report(bundle_dir, **kwargs: Any):
 
 
 def profile_and_report(bundle_dir, profiles, requirements, **kwargs: Any) -> dict:
-    from hackforge_edge.profile_pipeline import profile_and_report as _f
+    from hackforge_edge.recipes.profile import profile_and_report as _f
     return _f(bundle_dir, profiles, requirements, **kwargs)

@@ -19,7 +19,7 @@ from typing import Any, Iterable, Mapping, Sequence
 
 from hackforge_edge import bundle
 from hackforge_edge.errors import BundleError
-from hackforge_edge.feasibility import value_of
+from hackforge_edge.feasibility.verdict import value_of
 
 SCHEMA_VERSION = 1
 PROFILE_JSON = "profile.json"

@@ -10,7 +10,7 @@ from __future__ import annotations
 import io
 from typing import Mapping
 
-from hackforge_edge.feasibility import value_of
+from hackforge_edge.feasibility.verdict import value_of
 
 VERDICT_COLOURS = {"PASS": "#2e7d32", "MARGINAL": "#f9a825", "FAIL": "#c62828"}
 _DPI = 110

@@ -39,7 +39,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from hackforge_edge import __version__
 from hackforge_edge.bundle import LABELS, MANIFEST, MODEL, PREPROCESS, resolve_model, sha256_file
 from hackforge_edge.errors import BundleError, HFEdgeError, ServingError
-from hackforge_edge.preprocess import ImagePreprocess
+from hackforge_edge.data.preprocess import ImagePreprocess
 from hackforge_edge.serving.inputs import (
     RequestError,
     TensorSpec,

@@ -4,7 +4,7 @@ Three payloads reach a model:
 
 * image bytes (multipart upload or base64 in JSON): the header is read first and its size is
   checked against the limits *before* any pixel is decoded, then the image is decoded and
-  preprocessed with the bundle's :class:`~hackforge_edge.preprocess.ImagePreprocess` (the exact
+  preprocessed with the bundle's :class:`~hackforge_edge.data.preprocess.ImagePreprocess` (the exact
   training transform);
 * ``{"inputs": {name: nested list, ...}}``: any model, one entry per model input;
 * ``{"tensor": nested list, "dtype": "float32"}``: single-input models.

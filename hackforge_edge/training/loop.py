@@ -1,6 +1,6 @@
 """Seeded training loop and target-domain evaluation.
 
-Tensors are built with :class:`~hackforge_edge.preprocess.ImagePreprocess` (the serving
+Tensors are built with :class:`~hackforge_edge.data.preprocess.ImagePreprocess` (the serving
 preprocessing) from uint8 images, so a server reproduces exactly what the model saw. Batches
 come from a seeded numpy permutation per epoch rather than a torch DataLoader: the order is
 deterministic, and worker processes would only compete for the 2 cores of a small box.
@@ -20,8 +20,8 @@ import numpy as np
 
 from hackforge_edge.data.splits import DatasetSplits, Split
 from hackforge_edge.errors import UsageError
-from hackforge_edge.metrics import classification_metrics
-from hackforge_edge.preprocess import ImagePreprocess
+from hackforge_edge.training.metrics import classification_metrics
+from hackforge_edge.data.preprocess import ImagePreprocess
 
 if TYPE_CHECKING:
     import torch
@@ -281,7 +281,7 @@ def evaluate(model: "nn.Module", data: Split | tuple[np.ndarray, np.ndarray], *,
              positive_class: int | None = None, batch_size: int = 64, device: str = "auto") -> dict[str, Any]:
     """Metrics of ``model`` on a Split (needs ``preprocess``) or on (float32 NCHW x, int labels).
 
-    Returns :func:`hackforge_edge.metrics.classification_metrics` plus ``loss`` (mean
+    Returns :func:`hackforge_edge.training.metrics.classification_metrics` plus ``loss`` (mean
     cross-entropy, nats) and ``eval_duration_s``; undefined metrics are None, never NaN.
     """
     t0 = time.perf_counter()

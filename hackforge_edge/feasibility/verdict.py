@@ -505,7 +505,7 @@ def evaluate(profile_json: Mapping, requirements: Any, grid: Any = None,
     """Verdict per (profile, mode, engine, precision); returns feasibility.json content.
 
     ``profile_json`` is profile.json content (``projections`` list required). ``requirements``
-    is a :class:`~hackforge_edge.requirements.Requirements`; ``grid`` a GridSpec (or dict with
+    is a :class:`~hackforge_edge.feasibility.requirements.Requirements`; ``grid`` a GridSpec (or dict with
     intensity_g_per_kwh, pue, region, basis, year, source) or None for no CO2. Pure: no I/O.
     """
     cfg = config or FeasibilityConfig()

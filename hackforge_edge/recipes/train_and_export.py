@@ -16,8 +16,8 @@ from typing import Any, Callable
 
 from hackforge_edge import bundle
 from hackforge_edge.errors import UsageError
-from hackforge_edge.profile_pipeline import DEFAULT_PROFILES
-from hackforge_edge.recipe import DEFAULTS  # the no-argument run's recipe (no numpy/torch)
+from hackforge_edge.recipes.profile import DEFAULT_PROFILES
+from hackforge_edge.training.defaults import DEFAULTS  # the no-argument run's recipe (no numpy/torch)
 
 log = logging.getLogger(__name__)
 VARIANTS = ("fp16", "int8")
@@ -91,8 +91,8 @@ class TrainExportConfig:
 def _check_inputs(cfg: TrainExportConfig) -> None:
     """Fail on every bad name, path and setting before any work is done or anything written."""
     from hackforge_edge.errors import DataError
-    from hackforge_edge.models import MODELS, WEIGHT_CHOICES
-    from hackforge_edge.strategies import STRATEGIES, StrategyOptions
+    from hackforge_edge.models.registry import MODELS, WEIGHT_CHOICES
+    from hackforge_edge.strategies.registry import STRATEGIES, StrategyOptions
 
     if cfg.model not in MODELS:
         raise UsageError(f"unknown model {cfg.model!r} (valid: {', '.join(sorted(MODELS))})")
@@ -106,7 +106,7 @@ def _check_inputs(cfg: TrainExportConfig) -> None:
                          f".pt/.pth file; {cfg.weights!r} is neither")
     StrategyOptions(lora_rank=cfg.lora_rank, lora_alpha=cfg.lora_alpha)  # validates its fields
     if not cfg.skip_profile:
-        from hackforge_edge.profile_pipeline import check_profiles
+        from hackforge_edge.recipes.profile import check_profiles
         from hackforge_edge.profiling import load_profile
 
         for name in check_profiles(list(cfg.profiles)):
@@ -125,7 +125,7 @@ def _local_tdp(cfg: TrainExportConfig) -> tuple[float | None, str | None]:
 
 
 def _requirements(cfg: TrainExportConfig):
-    from hackforge_edge.requirements import load_requirements
+    from hackforge_edge.feasibility.requirements import load_requirements
 
     return load_requirements(cfg.requirements_file, region=cfg.region,
                              grid_intensity_g_per_kwh=cfg.grid_intensity, pue=cfg.pue,
@@ -144,7 +144,7 @@ def run(cfg: TrainExportConfig, say: Callable[[str], None] = print) -> Path:
     req = _requirements(cfg)
     grid = resolve_grid(req.region, req.grid_intensity_g_per_kwh, req.pue)
     # the data is read (and checked: classes, unreadable images) before anything is written
-    from hackforge_edge.data import load_dataset
+    from hackforge_edge.data.loader import load_dataset
 
     splits = load_dataset(cfg.data, image_size=cfg.image_size, seed=cfg.seed,
                           data_fraction=cfg.data_fraction, group_pattern=cfg.group_pattern)
@@ -157,12 +157,12 @@ def run(cfg: TrainExportConfig, say: Callable[[str], None] = print) -> Path:
 def _execute(cfg, out: Path, started_at: str, req, grid, splits, say) -> Path:
     import torch
 
-    import exporters
+    from hackforge_edge import export as exporters
     from hackforge_edge.energy.accounting import PhaseLog, write_training_carbon
     from hackforge_edge.energy.meter import make_meter
-    from hackforge_edge.models import create_model
-    from hackforge_edge.strategies import apply_strategy
-    from hackforge_edge.training import evaluate, split_to_nchw, train
+    from hackforge_edge.models.registry import create_model
+    from hackforge_edge.strategies.registry import apply_strategy
+    from hackforge_edge.training.loop import evaluate, split_to_nchw, train
 
     tdp_w, tdp_origin = _local_tdp(cfg)
     meter = make_meter("auto" if cfg.device == "auto" else cfg.device, tdp_w=tdp_w, tdp_origin=tdp_origin)
@@ -193,7 +193,7 @@ def _execute(cfg, out: Path, started_at: str, req, grid, splits, say) -> Path:
             say(f"source model: cache hit ({source_info.get('cache_path')})")
         else:
             phases.add(m)
-            from hackforge_edge.pretrain import record_pretrain_energy
+            from hackforge_edge.models.source import record_pretrain_energy
 
             record_pretrain_energy(source_info, {
                 "energy_j": m.energy_j_total, "kind": m.kind, "method": m.method,
@@ -247,7 +247,7 @@ def _execute(cfg, out: Path, started_at: str, req, grid, splits, say) -> Path:
 
     profile_result = None
     if not cfg.skip_profile:
-        from hackforge_edge.profile_pipeline import run_profile
+        from hackforge_edge.recipes.profile import run_profile
 
         with phases.phase("profiling"):
             profile_result = run_profile(out, cfg.profiles, req, meter=meter, report=False)
@@ -293,8 +293,7 @@ def _make_variants(cfg, out: Path, splits, split_to_nchw, say) -> dict[str, Any]
     """FP16/INT8 variants, each judged on held-out target data against the FP32 model."""
     if not cfg.variants:
         return {}
-    import exporters
-
+    from hackforge_edge import export as exporters
     test_x = split_to_nchw(splits.test, splits.preprocess)
     test_y = splits.test.labels
     results: dict[str, Any] = {}

@@ -370,7 +370,7 @@ def measure_ort_latency(
 
 # ----------------------------------------------------------------------------- variant gate
 def _file_bytes(path: str | os.PathLike) -> int:
-    from exporters.onnx_export import onnx_file_size_bytes
+    from hackforge_edge.export.onnx_export import onnx_file_size_bytes
 
     return onnx_file_size_bytes(path)[0]
 

@@ -84,9 +84,9 @@ def get_source_model(name: str, *, image_size: int, seed: int = 0, recipe: Sourc
     """
     import torch
 
-    from hackforge_edge.data import load_dataset
-    from hackforge_edge.models import create_model
-    from hackforge_edge.training import evaluate, train
+    from hackforge_edge.data.loader import load_dataset
+    from hackforge_edge.models.registry import create_model
+    from hackforge_edge.training.loop import evaluate, train
 
     t0 = time.perf_counter()
     recipe = recipe or SourceRecipe()

@@ -112,9 +112,9 @@ def run_profile(target: str | os.PathLike, profiles: Sequence[str], requirements
     every power mode of each profile (a verdict per profile and mode), else its default mode.
     """
     from hackforge_edge.energy.carbon import resolve_grid
-    from hackforge_edge.feasibility import evaluate
+    from hackforge_edge.feasibility.verdict import evaluate
     from hackforge_edge.profiling import profile_model
-    from hackforge_edge.requirements import Requirements, load_requirements
+    from hackforge_edge.feasibility.requirements import Requirements, load_requirements
 
     req = requirements if isinstance(requirements, Requirements) else load_requirements(**dict(requirements or {}))
     ref = bundle.resolve_model(target)

@@ -8,7 +8,7 @@ suits transformers. Both run ``quant_pre_process`` first; dynamic clears the gra
 value_info before it (dynamo exports carry shapes that ORT's shape inference rejects).
 
 These functions only build and check the file; judge a variant with
-``exporters.validate.validate_variant`` (accuracy gate, logit diff, latency vs FP32).
+``hackforge_edge.export.validate.validate_variant`` (accuracy gate, logit diff, latency vs FP32).
 """
 
 from __future__ import annotations
@@ -26,7 +26,7 @@ import numpy as np
 import onnx
 
 from hackforge_edge.errors import ExportError
-from exporters.onnx_export import onnx_file_size_bytes
+from hackforge_edge.export.onnx_export import onnx_file_size_bytes
 
 INT8_MODES = ("static", "dynamic")
 

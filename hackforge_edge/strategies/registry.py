@@ -18,7 +18,7 @@ from dataclasses import asdict, dataclass, field
 from typing import TYPE_CHECKING, Any, Callable
 
 from hackforge_edge.errors import ModelError, UsageError
-from hackforge_edge.models import create_model, head_module_name
+from hackforge_edge.models.registry import create_model, head_module_name
 
 if TYPE_CHECKING:
     from torch import nn

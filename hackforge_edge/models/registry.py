@@ -224,7 +224,7 @@ def create_model(name: str, num_classes: int, weights: str = "none", *, image_si
     if w == "source":
         if image_size is None:
             raise UsageError("weights='source' needs image_size (the source model is pretrained per size)")
-        from hackforge_edge.pretrain import get_source_model
+        from hackforge_edge.models.source import get_source_model
 
         source, info = get_source_model(name, image_size=int(image_size), seed=source_seed,
                                         recipe=source_recipe, cache_dir=cache_dir, progress=progress,

@@ -1,0 +1,1 @@
+"""Feasibility: the requirements a deployment must meet and the pure verdict function."""

@@ -1,0 +1,1 @@
+"""Models: the registry (``registry.create_model``) and the cached source-domain model (``source``)."""

@@ -1,0 +1,1 @@
+"""Transfer strategies: a registry of named strategies (``registry.STRATEGIES``) with parameter accounting."""

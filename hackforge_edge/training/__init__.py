@@ -1,0 +1,1 @@
+"""Training: the seeded loop and evaluation (``loop``), metrics, and the default recipe (``defaults``)."""
