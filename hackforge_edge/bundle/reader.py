@@ -1,0 +1,129 @@
+"""The one way to open a run bundle: ``Bundle.open(path)`` verifies before anything is read.
+
+A directory without ``manifest.json`` is an incomplete bundle (the run was interrupted, or is
+still going) and is refused unless the caller passes ``allow_incomplete``. Every artifact the
+manifest lists must exist with the sha256 the manifest recorded; a file that changed after
+the run (a model swapped in, one byte flipped) is refused, naming the file. A hospital must
+never serve the wrong model silently.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, TypeVar
+
+from hackforge_edge.bundle.files import MANIFEST, MODEL, read_json, sha256_file
+from hackforge_edge.errors import BundleError, ModelFileError
+
+log = logging.getLogger(__name__)
+A = TypeVar("A")
+
+INCOMPLETE_HINT = "re-run, or pass --allow-incomplete"
+
+
+@dataclass
+class Bundle:
+    """An opened (and, unless ``allow_incomplete``, verified) run bundle directory."""
+
+    dir: Path
+    manifest: dict[str, Any] | None
+    verified: bool
+    problems: list[str] = field(default_factory=list)
+
+    @classmethod
+    def open(cls, path: str | os.PathLike, *, allow_incomplete: bool = False) -> "Bundle":
+        """Open ``path`` (a bundle directory); raise :class:`BundleError` unless it is complete
+        and every artifact matches the manifest's sha256. With ``allow_incomplete`` the
+        problems are logged as warnings and kept in ``problems`` instead."""
+        d = Path(path)
+        if not d.is_dir():
+            raise BundleError(f"{d}: not a bundle directory")
+        problems: list[str] = []
+        manifest = None
+        mpath = d / MANIFEST
+        if not mpath.is_file():
+            problems.append(f"{d}: incomplete bundle (no {MANIFEST}: the run did not finish)")
+        else:
+            manifest = read_json(mpath)
+            if not isinstance(manifest, dict) or not isinstance(manifest.get("artifacts"), dict):
+                problems.append(f"{mpath}: not a manifest (no artifacts table)")
+                manifest = None
+            else:
+                problems.extend(_check_hashes(d, manifest["artifacts"]))
+        if problems and not allow_incomplete:
+            raise BundleError(f"{problems[0]}; {INCOMPLETE_HINT}")
+        for p in problems:
+            log.warning("opening anyway (--allow-incomplete): %s", p)
+        return cls(dir=d, manifest=manifest, verified=not problems, problems=problems)
+
+    @property
+    def complete(self) -> bool:
+        return self.manifest is not None
+
+    @property
+    def model_path(self) -> Path:
+        return self.dir / MODEL
+
+    def path(self, name: str) -> Path:
+        return self.dir / name
+
+    def has(self, name: str) -> bool:
+        return (self.dir / name).is_file()
+
+    def read_json(self, name: str) -> Any:
+        """A JSON file of the bundle (BundleError when missing or invalid)."""
+        return read_json(self.dir / name)
+
+    def read_json_if_present(self, name: str) -> Any | None:
+        return read_json(self.dir / name) if self.has(name) else None
+
+    def read(self, artifact_cls: type[A]) -> A:
+        """A typed artifact (``artifact_cls.FILENAME``), validated against its schema."""
+        return artifact_cls.read(self.dir / artifact_cls.FILENAME)  # type: ignore[attr-defined]
+
+
+def _check_hashes(d: Path, artifacts: dict[str, Any]) -> list[str]:
+    problems = []
+    for rel, entry in sorted(artifacts.items()):
+        p = d / rel
+        want = entry.get("sha256") if isinstance(entry, dict) else None
+        if not p.is_file():
+            problems.append(f"{p}: listed in the manifest but missing")
+        elif want and sha256_file(p) != want:
+            problems.append(f"{p}: sha256 differs from the manifest (changed after the run)")
+    return problems
+
+
+@dataclass(frozen=True)
+class ModelRef:
+    """A model to profile, benchmark or serve: an ONNX file, and its bundle when it has one."""
+
+    onnx_path: Path
+    bundle: Bundle | None
+
+    @property
+    def bundle_dir(self) -> Path | None:
+        return self.bundle.dir if self.bundle is not None else None
+
+
+def open_model(path: str | os.PathLike, *, allow_incomplete: bool = False) -> ModelRef:
+    """A bundle directory (opened and verified by :meth:`Bundle.open`) or a bare ``.onnx`` file.
+
+    ``runs/x/model.onnx`` inside a bundle opens the bundle, so the same checks apply.
+    """
+    path = Path(path)
+    if path.is_dir():
+        b = Bundle.open(path, allow_incomplete=allow_incomplete)
+        if not b.model_path.is_file():
+            raise BundleError(f"{path}: not a bundle (no {MODEL} inside)")
+        return ModelRef(onnx_path=b.model_path, bundle=b)
+    if not path.exists():
+        raise ModelFileError(f"{path}: no such file or directory")
+    if path.suffix.lower() != ".onnx":
+        raise ModelFileError(f"{path}: expected an .onnx file or a bundle directory")
+    if path.name == MODEL and (path.parent / MANIFEST).is_file():
+        return ModelRef(onnx_path=path, bundle=Bundle.open(path.parent, allow_incomplete=allow_incomplete))
+    return ModelRef(onnx_path=path, bundle=None)
