@@ -32,6 +32,7 @@ def _register() -> None:
         profile_cmd,
         profiles_cmd,
         report_cmd,
+        schema_cmd,
         serve_cmd,
         train_cmd,
     )
@@ -43,6 +44,7 @@ def _register() -> None:
     app.command("report")(report_cmd.report)
     app.command("compare")(compare_cmd.compare)
     app.command("serve")(serve_cmd.serve)
+    app.command("schema")(schema_cmd.schema)
     app.add_typer(profiles_cmd.app, name="profiles")
 
 
