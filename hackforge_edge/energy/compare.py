@@ -43,8 +43,8 @@ def _bundle_row(path: Path, allow_incomplete: bool = False) -> dict[str, Any]:
     totals, grid = carbon.totals, carbon.grid
     kind = carbon.kind
     methods = "+".join(carbon.methods) or "unknown"
-    grid_txt = (f"{grid.region} {grid.intensity_g_per_kwh} g/kWh ({grid.basis}, {grid.year}), "
-                f"PUE {grid.pue}")
+    grid_txt = (f"{grid.region} {grid.intensity_g_per_kwh:g} g/kWh ({grid.basis}, {grid.year}), "
+                f"PUE {grid.pue:g}")
     source = carbon.phase("source_pretrain")
     source_pretrain = ("none" if source is None else
                        "cache hit (not counted)" if source.kind == "cache-hit" else "counted")
