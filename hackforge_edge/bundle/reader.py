@@ -9,11 +9,12 @@ never serve the wrong model silently.
 
 from __future__ import annotations
 
+import fnmatch
 import logging
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any, Iterable, TypeVar
 
 from hackforge_edge.bundle.files import (
     LABELS, MANIFEST, MODEL, PREPROCESS, read_json, refresh_manifest, sha256_file,
@@ -40,10 +41,15 @@ class Bundle:
     problems: list[str] = field(default_factory=list)
 
     @classmethod
-    def open(cls, path: str | os.PathLike, *, allow_incomplete: bool = False) -> "Bundle":
+    def open(cls, path: str | os.PathLike, *, allow_incomplete: bool = False,
+             rewrites: Iterable[str] = ()) -> "Bundle":
         """Open ``path`` (a bundle directory); raise :class:`BundleError` unless it is complete
         and every artifact matches the manifest's sha256. With ``allow_incomplete`` the
-        problems are logged as warnings and kept in ``problems`` instead."""
+        problems are logged as warnings and kept in ``problems`` instead.
+
+        ``rewrites``: bundle-relative names or globs ("figures/*") the caller is about to
+        write anew (report files for ``hf-edge report``): a changed or deleted copy of those
+        is not a problem, since it is replaced, never blessed."""
         d = Path(path)
         if not d.is_dir():
             raise BundleError(f"{d}: not a bundle directory")
@@ -60,7 +66,7 @@ class Bundle:
             except BundleError as exc:
                 problems.append(str(exc))
             else:
-                problems.extend(_check_hashes(d, manifest))
+                problems.extend(_check_hashes(d, manifest, tuple(rewrites)))
         if problems and not allow_incomplete:
             raise BundleError(f"{problems[0]}; {INCOMPLETE_HINT}")
         for p in problems:
@@ -115,9 +121,11 @@ class Bundle:
         return refresh_manifest(self.dir, command=command, rewritten=rewritten)
 
 
-def _check_hashes(d: Path, manifest: Any) -> list[str]:
+def _check_hashes(d: Path, manifest: Any, rewrites: tuple[str, ...] = ()) -> list[str]:
     problems = []
     for rel, entry in sorted(manifest.artifacts.items()):
+        if any(fnmatch.fnmatchcase(rel, pattern) for pattern in rewrites):
+            continue
         p = d / rel
         if not p.is_file():
             problems.append(f"{p}: listed in the manifest but missing")
@@ -138,7 +146,8 @@ class ModelRef:
         return self.bundle.dir if self.bundle is not None else None
 
 
-def open_model(path: str | os.PathLike | ModelRef, *, allow_incomplete: bool = False) -> ModelRef:
+def open_model(path: str | os.PathLike | ModelRef, *, allow_incomplete: bool = False,
+               rewrites: Iterable[str] = ()) -> ModelRef:
     """A bundle directory (opened and verified by :meth:`Bundle.open`) or a bare ``.onnx`` file.
 
     ``runs/x/model.onnx`` inside a bundle opens the bundle, so the same checks apply; so does
@@ -149,7 +158,7 @@ def open_model(path: str | os.PathLike | ModelRef, *, allow_incomplete: bool = F
         return path
     path = Path(path)
     if path.is_dir():
-        b = Bundle.open(path, allow_incomplete=allow_incomplete)
+        b = Bundle.open(path, allow_incomplete=allow_incomplete, rewrites=rewrites)
         if not b.model_path.is_file():
             raise BundleError(f"{path}: not a bundle (no {MODEL} inside)")
         return ModelRef(onnx_path=b.model_path, bundle=b)
@@ -158,7 +167,8 @@ def open_model(path: str | os.PathLike | ModelRef, *, allow_incomplete: bool = F
     if path.suffix.lower() != ".onnx":
         raise ModelFileError(f"{path}: expected an .onnx file or a bundle directory")
     if path.name == MODEL and any((path.parent / n).is_file() for n in _BUNDLE_MARKERS):
-        return ModelRef(onnx_path=path, bundle=Bundle.open(path.parent, allow_incomplete=allow_incomplete))
+        return ModelRef(onnx_path=path, bundle=Bundle.open(path.parent, allow_incomplete=allow_incomplete,
+                                                           rewrites=rewrites))
     return ModelRef(onnx_path=path, bundle=None)
 
 

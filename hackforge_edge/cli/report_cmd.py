@@ -26,7 +26,9 @@ def report(
     try:
         from hackforge_edge.report.build import FEASIBILITY_JSON, build_report, load_bundle_parts
 
-        opened = Bundle.open(bundle_dir, allow_incomplete=allow_incomplete)  # verify before any work
+        # verified before any work; what this command rewrites need not match (it is replaced)
+        rewrites = ["report.*", "figures/*"] + ([FEASIBILITY_JSON] if requirements_file else [])
+        opened = Bundle.open(bundle_dir, allow_incomplete=allow_incomplete, rewrites=rewrites)
         rewritten = []
         parts = load_bundle_parts(bundle_dir)
         feasibility = parts["feasibility"]

@@ -118,7 +118,10 @@ def run_profile(target: str | os.PathLike, profiles: Sequence[str], requirements
     from hackforge_edge.feasibility.requirements import Requirements, load_requirements
 
     req = requirements if isinstance(requirements, Requirements) else load_requirements(**dict(requirements or {}))
-    ref = bundle.open_model(target, allow_incomplete=allow_incomplete)  # verified before any work
+    # verified before any work; the files this call rewrites in the bundle need not match
+    rewrites = () if out is not None else ("profile.json", "feasibility.json") + (
+        ("report.*", "figures/*") if report is not False else ())
+    ref = bundle.open_model(target, allow_incomplete=allow_incomplete, rewrites=rewrites)
     check_onnx(ref.onnx_path)
     names = check_profiles(list(profiles))
     batch_sizes = parse_batch_sizes(batch_sizes)
