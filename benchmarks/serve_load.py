@@ -41,7 +41,7 @@ def build_bundle(out: Path, num_classes: int, size: int) -> Path:
     import torch
     import torchvision
 
-    from hackforge_edge.bundle import sha256_file
+    from hackforge_edge.bundle import utc_now, write_manifest
     from hackforge_edge.data.preprocess import ImagePreprocess
 
     torch.manual_seed(0)
@@ -55,11 +55,9 @@ def build_bundle(out: Path, num_classes: int, size: int) -> Path:
     labels = [f"class_{i}" for i in range(num_classes)]
     (out / "labels.json").write_text(json.dumps(labels))
     (out / "preprocess.json").write_text(json.dumps(ImagePreprocess(image_size=(size, size)).to_json()))
-    (out / "manifest.json").write_text(json.dumps({
-        "name": "mobilenet_v2-load", "finished_at": None,
-        "config": {"model": "mobilenet_v2", "strategy": "none", "exporter": "torchscript-legacy"},
-        "artifacts": {"model.onnx": {"sha256": sha256_file(out / "model.onnx"),
-                                     "bytes": (out / "model.onnx").stat().st_size}}, "versions": {}}))
+    # written last by the pipeline's writer, so `hf-edge serve` verifies it like any bundle
+    write_manifest(out, config={"model": "mobilenet_v2", "strategy": "none", "exporter": "torchscript-legacy"},
+                   seed=0, started_at=utc_now())
     return out
 
 

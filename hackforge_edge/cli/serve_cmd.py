@@ -42,6 +42,9 @@ def serve(
                                                          "[env HF_EDGE_WARMUP_RUNS, 3]."),
     log_level: str = typer.Option("info", help="uvicorn log level."),
     access_log: bool = typer.Option(True, help="Log every request line."),
+    allow_incomplete: bool = typer.Option(
+        False, "--allow-incomplete", help="Serve a bundle without manifest.json, or whose files no longer "
+                                          "match it, with a warning (default: refuse it)."),
 ) -> None:
     """Serve MODEL over HTTP: /healthz /readyz /v1/metadata /v1/predict /metrics."""
     import logging
@@ -66,7 +69,8 @@ def serve(
     # the server's own lines (model loaded, providers, warm-up) in uvicorn's style
     level = "DEBUG" if log_level.lower() == "trace" else log_level.upper()
     logging.basicConfig(level=level, format="%(levelname)s:     %(message)s")
-    app = create_app(model, settings=settings)  # bundle and providers are checked here
+    # the bundle is verified (Bundle.open), and providers checked, before anything starts
+    app = create_app(model, settings=settings, allow_incomplete=allow_incomplete)
     # create the session before uvicorn starts: a model onnxruntime cannot load is then one
     # line and a non-zero exit, not a lifespan traceback
     app.state.host.load()

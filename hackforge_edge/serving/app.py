@@ -37,7 +37,7 @@ from starlette.datastructures import UploadFile
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from hackforge_edge import __version__
-from hackforge_edge.bundle import LABELS, MANIFEST, MODEL, PREPROCESS, resolve_model, sha256_file
+from hackforge_edge.bundle import LABELS, MODEL, PREPROCESS, open_model, sha256_file
 from hackforge_edge.errors import BundleError, HFEdgeError, ServingError
 from hackforge_edge.data.preprocess import ImagePreprocess
 from hackforge_edge.serving.inputs import (
@@ -79,22 +79,24 @@ class ModelHost:
     :meth:`warm_up` runs it on a dummy input. Methods called from the threadpool only read.
     """
 
-    def __init__(self, model_path: str | Path, settings: ServeSettings):
+    def __init__(self, model_path: str | Path, settings: ServeSettings, *, allow_incomplete: bool = False):
         self.settings = settings
-        self.ref = resolve_model(model_path)
+        # verified first: an incomplete bundle or a file that changed since the run is refused
+        self.ref = open_model(model_path, allow_incomplete=allow_incomplete)
+        self.bundle = self.ref.bundle
         self.providers_requested = resolve_providers(settings.providers)
         self.labels = self._read_labels()
-        pre = self.ref.read_sidecar(PREPROCESS)
+        pre = self.bundle.read_json_if_present(PREPROCESS) if self.bundle else None
         try:
             self.preprocess = ImagePreprocess.from_json(pre) if pre is not None else None
         except (KeyError, TypeError, ValueError) as exc:
-            raise BundleError(f"{self.ref.sidecar(PREPROCESS)}: invalid preprocessing ({exc})") from None
+            raise BundleError(f"{self.bundle.path(PREPROCESS)}: invalid preprocessing ({exc})") from None
         if self.preprocess is not None and self.preprocess.kind != "image":
             self.preprocess = None  # only image preprocessing is understood by the server
-        self.manifest = self.ref.read_sidecar(MANIFEST) or {}
+        self.manifest = self.bundle.manifest if self.bundle else None  # typed Manifest or None
         self.sha256 = sha256_file(self.ref.onnx_path)
-        self.name = str(self.manifest.get("name") or (self.ref.bundle_dir.name if self.ref.bundle_dir
-                                                       else self.ref.onnx_path.stem))
+        self.name = (self.manifest.name if self.manifest else
+                     self.ref.bundle_dir.name if self.ref.bundle_dir else self.ref.onnx_path.stem)
         self.session = None
         self.load_error: str | None = None
         self.inputs: list[TensorSpec] = []
@@ -105,11 +107,11 @@ class ModelHost:
         self.warmup: dict[str, Any] = {"done": False}
 
     def _read_labels(self) -> list[str] | None:
-        labels = self.ref.read_sidecar(LABELS)
+        labels = self.bundle.read_json_if_present(LABELS) if self.bundle else None
         if labels is None:
             return None
         if not isinstance(labels, list) or not all(isinstance(x, (str, int)) for x in labels):
-            raise BundleError(f"{self.ref.sidecar(LABELS)}: expected a JSON list of class names")
+            raise BundleError(f"{self.bundle.path(LABELS)}: expected a JSON list of class names")
         return [str(x) for x in labels]
 
     # ------------------------------------------------------------------ lifecycle
@@ -147,9 +149,9 @@ class ModelHost:
             log.warning("labels.json has %d labels but the model outputs %d classes; using indices "
                         "for the missing ones", len(self.labels), n_classes)
         manifest_sha = self.manifest_summary().get("sha256")
-        if manifest_sha and manifest_sha != self.sha256:
-            log.warning("model.onnx sha256 %s does not match the manifest's %s", self.sha256[:12],
-                        manifest_sha[:12])
+        if manifest_sha and manifest_sha != self.sha256:  # only with --allow-incomplete
+            log.warning("serving anyway: model.onnx sha256 %s does not match the manifest's %s",
+                        self.sha256[:12], manifest_sha[:12])
 
     def warm_up(self) -> None:
         """Run the session ``warmup_runs`` times on zeros, then mark ready (even on failure,
@@ -185,12 +187,13 @@ class ModelHost:
 
     def manifest_summary(self) -> dict[str, Any]:
         m = self.manifest
-        config = m.get("config") if isinstance(m.get("config"), dict) else {}
-        artifacts = m.get("artifacts") if isinstance(m.get("artifacts"), dict) else {}
-        entry = artifacts.get(self.ref.onnx_path.name) or artifacts.get(MODEL) or {}
-        return {"name": m.get("name"), "model": config.get("model"), "strategy": config.get("strategy"),
-                "sha256": entry.get("sha256") if isinstance(entry, dict) else None,
-                "finished_at": m.get("finished_at"), "present": bool(m)}
+        if m is None:
+            return {"name": None, "model": None, "strategy": None, "sha256": None,
+                    "finished_at": None, "present": False,
+                    "verified": False if self.bundle is not None else None}
+        return {"name": m.name, "model": m.config.get("model"), "strategy": m.config.get("strategy"),
+                "sha256": m.sha256_of(self.ref.onnx_path.name) or m.sha256_of(MODEL),
+                "finished_at": m.finished_at, "present": True, "verified": self.bundle.verified}
 
     def metadata(self) -> dict[str, Any]:
         import onnxruntime as ort
@@ -324,16 +327,18 @@ class GuardMiddleware:
 
 
 def create_app(model_path: str | Path, *, providers: Sequence[str] | None = None,
-               settings: ServeSettings | None = None) -> FastAPI:
+               settings: ServeSettings | None = None, allow_incomplete: bool = False) -> FastAPI:
     """Build the FastAPI app serving ``model_path`` (a bundle directory or an .onnx file).
 
-    The bundle, providers and settings are checked here (ServingError/BundleError with a
-    one-line message); the session is created when the app starts (lifespan).
+    The bundle (opened through ``Bundle.open``: complete, every file matching the manifest,
+    unless ``allow_incomplete``), providers and settings are checked here
+    (ServingError/BundleError with a one-line message); the session is created when the app
+    starts (lifespan).
     """
     settings = settings if settings is not None else load_settings()
     if providers:
         settings = replace(settings, providers=tuple(providers))
-    host = ModelHost(model_path, settings)
+    host = ModelHost(model_path, settings, allow_incomplete=allow_incomplete)
     metrics = ServingMetrics(ROUTES)
 
     @asynccontextmanager
