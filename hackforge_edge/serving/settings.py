@@ -43,6 +43,7 @@ _ENV = {
     "max_concurrent_runs": "HF_EDGE_MAX_CONCURRENT_RUNS",
     "providers": "HF_EDGE_PROVIDERS",
     "trt_cache_dir": "HF_EDGE_TRT_CACHE_DIR",
+    "fast_jpeg": "HF_EDGE_FAST_JPEG",
 }
 
 
@@ -61,6 +62,10 @@ class ServeSettings:
     max_concurrent_runs: int = 0
     providers: tuple[str, ...] | None = None
     trt_cache_dir: str | None = None
+    fast_jpeg: int = 1
+    """1: decode a JPEG at least twice the model's input size at a reduced scale in the DCT
+    domain (libjpeg scaling via Pillow's ``draft``) before the training resize; 0: always decode
+    at full size (exactly the training path). The difference is measured in docker/README.md."""
 
     def __post_init__(self) -> None:
         problems = []
