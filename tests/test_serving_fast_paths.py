@@ -121,3 +121,38 @@ def test_dct_scaled_jpeg_predicted_class_unchanged(client):
         assert r.status_code == 200, r.text
         got.append(r.json()["predictions"][0]["index"])
     assert got == want
+
+
+def test_micro_batching_joins_concurrent_requests_and_returns_each_its_rows(tmp_path):
+    """With a 200 ms window, 6 concurrent single-image requests share runs; each response equals
+    the unbatched answer for its own tensor."""
+    import threading
+
+    import onnxruntime as ort
+    from test_serving import make_image_bundle
+
+    bundle = make_image_bundle(tmp_path / "b")
+    sess = ort.InferenceSession(str(bundle / "model.onnx"))
+    xs = [np.random.default_rng(s).normal(size=(1, 3, 32, 32)).astype(np.float32) for s in range(6)]
+    want = [sess.run(None, {"input": x})[0][0] for x in xs]
+    app, tc = _client(bundle, warmup_runs=1, micro_batch_ms=200, micro_batch_max=8)
+    got: dict[int, list[float]] = {}
+    with tc:
+        assert app.state.host.ready.wait(60)
+
+        def post(i: int) -> None:
+            r = tc.post("/v1/predict", content=xs[i].tobytes(),
+                        headers={"content-type": "application/octet-stream", "x-tensor-shape": "1,3,32,32"})
+            assert r.status_code == 200, r.text
+            got[i] = [r.json()["predictions"][0]["probabilities"][k] for k in LABELS]
+
+        threads = [threading.Thread(target=post, args=(i,)) for i in range(6)]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join()
+        seen = tc.get("/v1/metadata").json()["micro_batching"]["batch_sizes_seen"]
+    assert max(int(k) for k in seen) > 1, seen            # some requests really shared a run
+    for i, logits in enumerate(want):
+        e = np.exp(logits - logits.max())
+        np.testing.assert_allclose(got[i], e / e.sum(), rtol=1e-5, atol=1e-6)

@@ -41,6 +41,7 @@ from hackforge_edge import __version__
 from hackforge_edge.bundle import LABELS, MANIFEST, MODEL, PREPROCESS, resolve_model, sha256_file
 from hackforge_edge.errors import BundleError, HFEdgeError, ServingError
 from hackforge_edge.data.preprocess import ImagePreprocess
+from hackforge_edge.serving.batching import MicroBatcher
 from hackforge_edge.serving.inputs import (
     RequestError,
     TensorSpec,
@@ -104,6 +105,7 @@ class ModelHost:
         self.ready = threading.Event()
         self._run_slots: threading.BoundedSemaphore | None = None
         self.concurrent_runs = 0
+        self.batcher: MicroBatcher | None = None
         self.warmup: dict[str, Any] = {"done": False}
 
     def _read_labels(self) -> list[str] | None:
@@ -137,6 +139,9 @@ class ModelHost:
         used = self.session.get_providers()
         self.concurrent_runs = self.settings.concurrent_runs(cpu_provider=used[0] == "CPUExecutionProvider")
         self._run_slots = threading.BoundedSemaphore(self.concurrent_runs)
+        if self.settings.micro_batch_ms > 0:
+            self.batcher = MicroBatcher(self._session_run, self.settings.micro_batch_ms / 1000,
+                                        self.settings.micro_batch_max)
         self.inputs = specs_of(self.session.get_inputs())
         self.outputs = specs_of(self.session.get_outputs())
         if used[:1] != providers[:1]:
@@ -205,29 +210,40 @@ class ModelHost:
             "labels": self.labels if self.labels is not None else (
                 [str(i) for i in range(self._n_classes() or 0)]),
             "preprocessing": self.preprocess.to_json() if self.preprocess else None,
-            "accepts": ["tensor"] + (["image"] if self.preprocess else []),
+            "accepts": ["tensor", "binary-tensor"] + (["image"] if self.preprocess else []),
             "providers": {"in_use": self.session.get_providers() if self.session else [],
                           "requested": self.providers_requested},
             "manifest": self.manifest_summary(),
             "limits": {**self.settings.public(), "concurrent_runs_in_use": self.concurrent_runs},
             "warmup": self.warmup,
+            "micro_batching": None if self.batcher is None else {
+                "window_ms": self.settings.micro_batch_ms, "max_items": self.settings.micro_batch_max,
+                "batch_sizes_seen": {str(k): v for k, v in sorted(self.batcher.batch_sizes.items())}},
             "versions": {"hackforge_edge": __version__, "onnxruntime": ort.__version__},
         }
 
     # ------------------------------------------------------------------ inference (threadpool)
 
     def run(self, feed: dict[str, np.ndarray]) -> tuple[list[np.ndarray], float, float]:
-        """``session.run`` on a validated feed -> (outputs, seconds waiting for a run slot,
-        seconds inside run). At most ``concurrent_runs`` runs execute at once."""
+        """``session.run`` on a validated feed -> (outputs, seconds waiting for a run slot or a
+        micro-batch, seconds inside run). At most ``concurrent_runs`` runs execute at once."""
         t0 = time.perf_counter()
+        if self.batcher is not None:
+            outs, run_s = self.batcher.submit(feed).result()
+            return outs, max(time.perf_counter() - t0 - run_s, 0.0), run_s
         with self._run_slots:
             t1 = time.perf_counter()
-            try:
-                outs = self.session.run(None, feed)
-            except Exception as exc:  # a feed that passed validation yet fails in the graph
-                raise RequestError(f"the model rejected this input: {_one_line(exc)}", 422,
-                                   "inference_failed") from None
-            return outs, t1 - t0, time.perf_counter() - t1
+            outs, run_s = self._session_run(feed)
+            return outs, t1 - t0, run_s
+
+    def _session_run(self, feed: dict[str, np.ndarray]) -> tuple[list[np.ndarray], float]:
+        t = time.perf_counter()
+        try:
+            outs = self.session.run(None, feed)
+        except Exception as exc:  # a feed that passed validation yet fails in the graph
+            raise RequestError(f"the model rejected this input: {_one_line(exc)}", 422,
+                               "inference_failed") from None
+        return outs, time.perf_counter() - t
 
     def predict_images(self, blobs: Sequence[bytes]) -> tuple[dict, float, float]:
         if self.preprocess is None:
@@ -373,6 +389,8 @@ def create_app(model_path: str | Path, *, providers: Sequence[str] | None = None
         finally:
             if not warm.done():
                 await warm  # a running session.run cannot be interrupted; let it finish
+            if host.batcher is not None:
+                host.batcher.close()
 
     app = FastAPI(title="hackforge-edge model server", version=__version__, lifespan=lifespan,
                   docs_url=None, redoc_url=None)
