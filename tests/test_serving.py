@@ -352,7 +352,10 @@ def test_bad_bodies_and_routes_are_4xx_json(client):
     err(client.post("/v1/predict", content=b"", headers={"content-type": "application/json"}), 400, "empty_body")
     err(client.post("/v1/predict", content=b"{not json", headers={"content-type": "application/json"}),
         400, "malformed_json")
-    err(client.post("/v1/predict", content=b"\x89PNG", headers={"content-type": "image/png"}), 415)
+    err(client.post("/v1/predict", content=b"\x89PNG", headers={"content-type": "image/png"}), 422,
+        "invalid_image")
+    err(client.post("/v1/predict", content=b"hello", headers={"content-type": "text/plain"}), 415,
+        "unsupported_media_type")
     err(client.post("/v1/predict", files={"file": ("x.bin", b"definitely not an image", "image/png")}),
         422, "invalid_image")
     err(client.post("/v1/predict", files={"file": ("x.png", png_bytes(200, 200)[:3000], "image/png")}),

@@ -40,6 +40,16 @@ def serve(
                    "(1 with the defaults), 2 on GPU [env HF_EDGE_MAX_CONCURRENT_RUNS]."),
     warmup_runs: Optional[int] = typer.Option(None, help="Warm-up runs before /readyz says ready "
                                                          "[env HF_EDGE_WARMUP_RUNS, 3]."),
+    fast_jpeg: Optional[bool] = typer.Option(
+        None, "--fast-jpeg/--exact-jpeg", help="Decode JPEGs >= 2x the input size at a reduced scale "
+                                               "in the DCT domain (default) or always at full size, "
+                                               "exactly as training [env HF_EDGE_FAST_JPEG, 1]."),
+    micro_batch_ms: Optional[float] = typer.Option(
+        None, help="Join concurrent requests arriving within this many ms into one run; 0 = off "
+                   "(default; measure with hf-edge benchmark --batch-sizes 1,8 first) "
+                   "[env HF_EDGE_MICRO_BATCH_MS]."),
+    micro_batch_max: Optional[int] = typer.Option(None, help="Most rows in one micro-batch "
+                                                             "[env HF_EDGE_MICRO_BATCH_MAX, 8]."),
     log_level: str = typer.Option("info", help="uvicorn log level."),
     access_log: bool = typer.Option(True, help="Log every request line."),
     allow_incomplete: bool = typer.Option(
@@ -65,6 +75,9 @@ def serve(
         "inter_op_threads": inter_op_threads,
         "warmup_runs": warmup_runs,
         "max_concurrent_runs": max_concurrent_runs,
+        "fast_jpeg": None if fast_jpeg is None else int(fast_jpeg),
+        "micro_batch_ms": micro_batch_ms,
+        "micro_batch_max": micro_batch_max,
     })
     # the server's own lines (model loaded, providers, warm-up) in uvicorn's style
     level = "DEBUG" if log_level.lower() == "trace" else log_level.upper()
