@@ -19,6 +19,8 @@ BASE=localhost/debian-python:bookworm-slim
 BASE_TAR="$CACHE/debian-python-bookworm-slim.tar"
 PORT=${HF_EDGE_CHECK_PORT:-18431}
 [ -f "$BUNDLE/model.onnx" ] || { echo "error: $BUNDLE has no model.onnx" >&2; exit 2; }
+# the image's `hf-edge serve` verifies the bundle (Bundle.open): pass a complete one
+[ -f "$BUNDLE/manifest.json" ] || { echo "error: $BUNDLE is an incomplete bundle (no manifest.json); re-run train-and-export" >&2; exit 2; }
 [ "$(id -u)" = 0 ] || { echo "error: run as root (podman image mount and chroot need it)" >&2; exit 2; }
 
 log() { printf '[check_cpu_image] %s\n' "$*"; }

@@ -96,7 +96,7 @@ def test_training_carbon_json_and_emissions_csv(tmp_path):
     grid = resolve_grid("DEU")
     doc = write_training_carbon(tmp_path, log, grid, extra={"experiment_id": "exp-1"})
     on_disk = json.loads((tmp_path / "training_carbon.json").read_text())
-    assert on_disk["kind"] == doc["kind"] == "mixed"
+    assert on_disk["kind"] == doc.kind == "mixed"
     assert [p["phase"] for p in on_disk["phases"]] == ["source_pretrain", "target_transfer", "export"]
     cache = on_disk["phases"][0]
     assert cache["kind"] == "cache-hit" and cache["duration_s"] == 0.0
@@ -125,18 +125,21 @@ def test_training_carbon_json_and_emissions_csv(tmp_path):
 def test_overall_kind_measured_only_if_every_phase_measured(tmp_path):
     grid = resolve_grid()
     doc = write_training_carbon(tmp_path, [_m("a", 1.0), _m("b", 2.0)], grid)
-    assert doc["kind"] == "measured"
+    assert doc.kind == "measured"
     doc = write_training_carbon(tmp_path, [_m("a", 1.0, kind="estimated")], grid)
-    assert doc["kind"] == "estimated"
+    assert doc.kind == "estimated"
 
 
 def test_unreadable_phase_makes_totals_a_lower_bound(tmp_path):
     broken = Measurement("export", 5.0, {}, None, None, "nvml-energy-counter", "measured", None,
                          {"anomalies": ["gpu:0: counter went backwards"]})
     doc = write_training_carbon(tmp_path, [_m("target_transfer", 7.2e6), broken], resolve_grid())
-    assert doc["phases"][1]["energy_kwh"] is None and doc["phases"][1]["co2_kg"] is None
-    assert doc["totals"]["complete"] is False and doc["totals"]["incomplete_phases"] == ["export"]
-    assert doc["totals"]["energy_kwh"] == pytest.approx(2.0)
+    assert doc.phases[1].energy_kwh is None and doc.phases[1].co2_kg is None
+    assert doc.totals.complete is False and doc.totals.incomplete_phases == ["export"]
+    assert doc.totals.energy_kwh == pytest.approx(2.0)
+    # what was written reads back as the same typed document
+    from hackforge_edge.energy.artifact import TrainingCarbon
+    assert TrainingCarbon.read(tmp_path) == doc
 
 
 def test_phase_log_rejects_duplicates_and_meters_blocks():

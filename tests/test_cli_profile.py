@@ -4,6 +4,8 @@ import json
 import re
 
 import pytest
+
+import bundle_fixtures as fx
 from typer.testing import CliRunner
 
 from hackforge_edge.cli import app
@@ -63,14 +65,22 @@ def test_profile_bundle_writes_report_and_report_regenerates(onnx_model, tmp_pat
     b = tmp_path / "run"
     b.mkdir()
     (b / "model.onnx").write_bytes(onnx_model.read_bytes())
-    (b / "metrics.json").write_text(json.dumps({"accuracy": 0.8, "confusion_matrix": [[1, 0], [0, 1]]}))
+    fx.metrics(0.8).write(b)
+    fx.finish(b)  # a complete bundle: profile verifies it, then re-hashes what it wrote
     r = invoke("profile", b, "--profile", "raspberry-pi-5", *FAST, "--max-latency-ms", "100")
     assert r.exit_code == 0, _out(r)
+    amended = json.loads((b / "manifest.json").read_text())["amended"]
+    assert amended[0]["command"] == "hf-edge profile" and "profile.json" in amended[0]["files"]
     for name in ("profile.json", "feasibility.json", "report.json", "report.md", "report.html",
                  "figures/latency.png", "figures/memory.png"):
         assert (b / name).is_file(), name
-    (b / "report.html").unlink()
+    (b / "report.html").unlink()  # what report rewrites may be missing or changed
     r = invoke("report", b)
+    assert r.exit_code == 0, _out(r)
+    (b / "metrics.json").write_text((b / "metrics.json").read_text() + " ")  # what it reads may not
+    r = invoke("report", b)
+    assert r.exit_code == 2 and "metrics.json: sha256 differs from the manifest" in _out(r)
+    r = invoke("report", b, "--allow-incomplete")
     assert r.exit_code == 0, _out(r)
     html = (b / "report.html").read_text()
     assert "data:image/png;base64," in html and "Model quality" in html
@@ -82,6 +92,7 @@ def test_profile_and_report_library_call(onnx_model, tmp_path):
     b = tmp_path / "run"
     b.mkdir()
     (b / "model.onnx").write_bytes(onnx_model.read_bytes())
+    fx.finish(b)
     out = profile_and_report(b, ["nvidia-t4"], {"max_latency_ms": 100, "items_per_day": 500},
                              batch_sizes=(1,), runs=2, warmup=0)
     assert out["feasibility"]["entries"] and set(out["paths"]) >= {"profile", "feasibility", "json", "md", "html"}
@@ -89,6 +100,7 @@ def test_profile_and_report_library_call(onnx_model, tmp_path):
 
 
 def test_report_without_profile_says_run_profile(tmp_path):
+    fx.finish(tmp_path)
     r = invoke("report", tmp_path)
     assert r.exit_code != 0 and "hf-edge profile" in _out(r)
 

@@ -8,28 +8,20 @@ from pathlib import Path
 import pytest
 from typer.testing import CliRunner
 
+import bundle_fixtures as fx
 from hackforge_edge.energy.compare import compare_bundles, comparison_markdown, render_comparison_table
 from hackforge_edge.errors import BundleError
 
 
 def make_bundle(root: Path, name: str, strategy: str, acc: float, trainable: int, kwh: float,
-                kind: str = "estimated", phases: list | None = None) -> Path:
+                kind: str = "estimated", phases: list | None = None, **carbon_extra) -> Path:
+    """A complete bundle: metrics and training carbon from the real producers, manifest last."""
     d = root / name
     d.mkdir(parents=True)
-    (d / "manifest.json").write_text(json.dumps({
-        "config": {"model": "resnet18", "strategy": strategy, "epochs": 1, "data_fraction": 1.0, "seed": 0},
-        # the keys of strategies.ParamReport.to_json(), as the pipeline writes them
-        "params": {"total_params": 11_000_000, "trainable_params": trainable,
-                   "frozen_params": 11_000_000 - trainable, "adapter_params": 0,
-                   "total_fp32_mb": 44.0}}))
-    (d / "metrics.json").write_text(json.dumps({
-        "accuracy": acc, "f1": acc - 0.01, "sensitivity": 0.9, "specificity": 0.8, "roc_auc": 0.95,
-        "confusion_matrix": [[1, 0], [0, 1]]}))
-    (d / "training_carbon.json").write_text(json.dumps({
-        "kind": kind, "methods": ["cpu-tdp-estimate"], "phases": phases or [],
-        "totals": {"energy_kwh": kwh, "co2_kg": kwh * 0.481, "band": [-0.6, 1.9], "complete": True},
-        "grid": {"region": "WORLD", "intensity_g_per_kwh": 481, "basis": "lifecycle", "year": 2023, "pue": 1.0}}))
-    return d
+    fx.metrics(acc).write(d)
+    fx.training_carbon(kwh, kind=kind, phases=phases, **carbon_extra).write(d)
+    return fx.finish(d, model="resnet18", strategy=strategy,
+                     params=fx.params(trainable, strategy=strategy))
 
 
 @pytest.fixture
@@ -73,11 +65,16 @@ def test_missing_file_names_bundle_and_file(bundles):
         compare_bundles(bundles)
 
 
-def test_missing_params_key(bundles):
-    manifest = json.loads((bundles[2] / "manifest.json").read_text())
-    del manifest["params"]
-    (bundles[2] / "manifest.json").write_text(json.dumps(manifest))
+def test_missing_params_key(tmp_path):
+    b = make_bundle(tmp_path, "probe", "linear_probe", 0.83, 1_000, 0.25)
+    fx.finish(b, model="resnet18", strategy="linear_probe")  # a manifest without params
     with pytest.raises(BundleError, match=r"probe.*manifest\.json.*params"):
+        compare_bundles([b])
+
+
+def test_a_changed_file_is_refused_unless_allowed(bundles):
+    fx.flip_one_byte(bundles[1] / "metrics.json", offset=0)  # "{" -> "z": also invalid JSON
+    with pytest.raises(BundleError, match=r"lora/metrics\.json: sha256 differs from the manifest"):
         compare_bundles(bundles)
 
 
@@ -99,9 +96,8 @@ def test_cli_compare_missing_bundle_is_one_line_error(tmp_path):
 
 
 def test_a_cached_source_model_is_called_out(tmp_path):
-    hit = [{"phase": "source_pretrain", "kind": "cache-hit", "energy_j": 0.0},
-           {"phase": "target_transfer", "kind": "estimated", "energy_j": 10.0}]
-    paid = [{"phase": "source_pretrain", "kind": "estimated", "energy_j": 900.0}]
+    hit = [fx.phase("source_pretrain", 0.0, kind="cache-hit"), fx.phase("target_transfer", 10.0)]
+    paid = [fx.phase("source_pretrain", 900.0)]
     rows = compare_bundles([make_bundle(tmp_path, "scratch", "scratch", 0.7, 10, 2.0),
                             make_bundle(tmp_path, "lora", "lora", 0.9, 1, 0.5, phases=hit),
                             make_bundle(tmp_path, "lora2", "lora", 0.9, 1, 3.0, phases=paid)])
@@ -110,11 +106,9 @@ def test_a_cached_source_model_is_called_out(tmp_path):
 
 
 def test_energy_including_the_reused_source_pretraining(tmp_path):
-    hit = [{"phase": "source_pretrain", "kind": "cache-hit", "energy_j": 0.0}]
-    b = make_bundle(tmp_path, "lora", "lora", 0.9, 1, 0.5, phases=hit)
-    carbon = json.loads((b / "training_carbon.json").read_text())
-    carbon["source_pretrain_one_off"] = {"energy_j": 3.6e6, "kind": "estimated", "method": "x"}
-    (b / "training_carbon.json").write_text(json.dumps(carbon))
+    hit = [fx.phase("source_pretrain", 0.0, kind="cache-hit"), fx.phase("target_transfer", 0.5 * 3.6e6)]
+    one_off = {"energy_j": 3.6e6, "kind": "estimated", "method": "cpu-tdp-estimate", "duration_s": 100.0}
+    b = make_bundle(tmp_path, "lora", "lora", 0.9, 1, 0.5, phases=hit, source_pretrain_one_off=one_off)
     (row,) = compare_bundles([b])
     assert row["energy_kwh_incl_source"] == pytest.approx(1.5)
     unknown = make_bundle(tmp_path, "lora2", "lora", 0.9, 1, 0.5, phases=hit)

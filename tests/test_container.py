@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pytest
 
-from hackforge_edge.bundle import sha256_file
+from hackforge_edge.bundle import write_manifest
 from hackforge_edge.data.preprocess import ImagePreprocess
 
 pytestmark = pytest.mark.container
@@ -37,11 +37,9 @@ def make_bundle(out: Path) -> Path:
                           dynamic_axes={"input": {0: "batch"}, "logits": {0: "batch"}})
     (out / "labels.json").write_text(json.dumps(["a", "b", "c"]))
     (out / "preprocess.json").write_text(json.dumps(ImagePreprocess(image_size=(48, 48)).to_json()))
-    (out / "manifest.json").write_text(json.dumps({
-        "name": "container-check", "finished_at": "2025-01-01T00:00:00+00:00",
-        "config": {"model": "tiny_cnn", "strategy": "finetune"},
-        "artifacts": {"model.onnx": {"sha256": sha256_file(out / "model.onnx"),
-                                     "bytes": (out / "model.onnx").stat().st_size}}, "versions": {}}))
+    # written last by the pipeline's writer: the image's `hf-edge serve` verifies the bundle
+    write_manifest(out, config={"model": "tiny_cnn", "strategy": "finetune"}, seed=0,
+                   started_at="2025-01-01T00:00:00+00:00")
     return out
 
 

@@ -78,6 +78,13 @@ def test_tiny_end_to_end_bundle(tmp_path, capsys):
                  "export_validation.json", "training_carbon.json", "emissions.csv",
                  "profile.json", "feasibility.json", "report.md", "report.html"):
         assert (out / name).is_file(), name
+    # every file the pipeline wrote reads back through the verifying reader and its typed model
+    from hackforge_edge.bundle import Bundle
+    from hackforge_edge.bundle.registry import available
+    opened = Bundle.open(out)
+    for filename, cls in available()[0].items():
+        assert opened.read(cls).FILENAME == filename
+    assert opened.manifest.weights.kind == "none" and opened.manifest.weights.base_sha256 is None
     manifest = json.loads((out / "manifest.json").read_text())
     assert manifest["config"]["model"] == "tinycnn" and manifest["exporter"] in ("dynamo", "legacy")
     assert set(manifest["artifacts"]) >= {"model.onnx", "metrics.json", "profile.json"}
@@ -130,3 +137,7 @@ def test_a_cached_source_model_still_reports_its_one_off_energy(tmp_path, capsys
     assert {p["phase"]: p for p in two["phases"]}["source_pretrain"]["kind"] == "cache-hit"
     assert two["source_pretrain_one_off"]["energy_j"] == pytest.approx(paid["energy_j"])
     assert two["source_pretrain_one_off"]["bundle"] == "first"
+    # both start from the same cached source model: the same base-weights hash in each manifest
+    bases = [json.loads((d / "manifest.json").read_text())["weights"] for d in (first, second)]
+    assert bases[0]["kind"] == "source" and len(bases[0]["base_sha256"]) == 64
+    assert bases[0]["base_sha256"] == bases[1]["base_sha256"]

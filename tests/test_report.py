@@ -6,6 +6,8 @@ import re
 
 import pytest
 
+import bundle_fixtures as fx
+
 from hackforge_edge.errors import BundleError
 from hackforge_edge.feasibility.verdict import evaluate
 from hackforge_edge.report.build import LEGEND, assemble, build_report, render_markdown
@@ -56,16 +58,10 @@ def make_bundle(tmp_path):
     d.mkdir()
     (d / "profile.json").write_text(json.dumps(profile))
     (d / "feasibility.json").write_text(json.dumps(feas))
-    (d / "metrics.json").write_text(json.dumps({"accuracy": 0.91, "f1": 0.9, "sensitivity": 0.88,
-                                                "specificity": 0.93, "roc_auc": 0.95,
-                                                "confusion_matrix": [[40, 3], [5, 52]],
-                                                "labels": ["normal", "abnormal"]}))
-    (d / "training_carbon.json").write_text(json.dumps({
-        "kind": "estimated", "methods": ["cpu-tdp-estimate"],
-        "phases": [{"phase": "train", "duration_s": 60, "energy_j": 1800, "energy_kwh": 0.0005,
-                    "co2_kg": 0.00003, "kind": "estimated", "method": "cpu-tdp-estimate", "band": [-0.6, 1.9]}],
-        "totals": {"energy_kwh": 0.0005, "co2_kg": 0.00003}, "grid": GRID}))
-    (d / "export_validation.json").write_text(json.dumps({"outputs": [{"name": "logits", "max_abs_diff": 1e-6}]}))
+    # the training-side files as the pipeline writes them (real producers, typed models)
+    fx.metrics(0.91, class_names=("normal", "abnormal")).write(d)
+    fx.training_carbon(0.0005).write(d)
+    fx.export_validation(1e-6).write(d)
     return d
 
 

@@ -164,7 +164,7 @@ def test_streamed_body_over_limit_is_cut_off(server):
 def test_metadata_and_metrics_over_tcp(server):
     c = server["client"]
     md = c.get("/v1/metadata", headers=AUTH).json()
-    assert md["manifest"]["name"] == "tiny-cnn" and md["manifest"]["strategy"] == "finetune"
+    assert md["manifest"]["name"] == "live-cnn" and md["manifest"]["strategy"] == "finetune"
     assert md["manifest"]["sha256"] == md["model"]["sha256"] == sha256_file(server["bundle"] / "model.onnx")
     assert md["limits"]["max_body_bytes"] == 1024 * 1024 and md["limits"]["intra_op_threads"] == 1
     assert_error(c.get("/metrics"), 401)

@@ -1,7 +1,7 @@
 """The HTTP server through FastAPI's TestClient, on real onnxruntime sessions of tiny models.
 
 The image model is a 2-layer CNN exported from torch (legacy exporter, dynamic batch) into a
-hand-written bundle; the text-like model (int64 input_ids + attention_mask) is built with
+bundle whose manifest is written by ``bundle.write_manifest``; the text-like model (int64 input_ids + attention_mask) is built with
 onnx.helper and served as a bare .onnx file.
 """
 
@@ -20,7 +20,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from hackforge_edge.bundle import sha256_file
+from hackforge_edge.bundle import sha256_file, write_manifest
 from hackforge_edge.errors import HFEdgeError, ServingError
 from hackforge_edge.data.preprocess import ImagePreprocess
 
@@ -48,13 +48,9 @@ def make_image_bundle(out: Path) -> Path:
                           dynamic_axes={"input": {0: "batch"}, "logits": {0: "batch"}})
     (out / "labels.json").write_text(json.dumps(LABELS))
     (out / "preprocess.json").write_text(json.dumps(PRE.to_json()))
-    onnx_path = out / "model.onnx"
-    manifest = {"name": "tiny-cnn", "finished_at": "2025-01-01T00:00:00+00:00",
-                "config": {"model": "tiny_cnn", "strategy": "finetune"},
-                "artifacts": {"model.onnx": {"sha256": sha256_file(onnx_path),
-                                             "bytes": onnx_path.stat().st_size}},
-                "versions": {"python": "3"}}
-    (out / "manifest.json").write_text(json.dumps(manifest))
+    # the manifest last, by the pipeline's own writer: the bundle is complete and verifiable
+    write_manifest(out, config={"model": "tiny_cnn", "strategy": "finetune"}, seed=0,
+                   started_at="2025-01-01T00:00:00+00:00")
     return out
 
 
@@ -212,6 +208,30 @@ def test_create_app_refuses_unknown_provider_and_missing_model(bundle, tmp_path)
         create_app(tmp_path / "nope.onnx")
 
 
+def test_an_incomplete_or_changed_bundle_is_refused_unless_allowed(bundle, tmp_path, caplog):
+    import shutil
+
+    from hackforge_edge.errors import BundleError
+    from hackforge_edge.serving.app import create_app
+
+    changed = tmp_path / "changed"
+    shutil.copytree(bundle, changed)
+    data = bytearray((changed / "model.onnx").read_bytes())
+    data[len(data) - 1] ^= 0x01  # one byte of the last initializer: still a loadable model
+    (changed / "model.onnx").write_bytes(bytes(data))
+    with pytest.raises(BundleError, match=r"model\.onnx: sha256 differs from the manifest"):
+        create_app(changed)
+    incomplete = tmp_path / "incomplete"
+    shutil.copytree(bundle, incomplete)
+    (incomplete / "manifest.json").unlink()
+    with pytest.raises(BundleError, match="incomplete bundle.*--allow-incomplete"):
+        create_app(incomplete / "model.onnx")  # the file inside an interrupted run too
+    with caplog.at_level("WARNING"):
+        app = create_app(changed, allow_incomplete=True)  # served, but loudly and visibly
+    assert "sha256 differs" in caplog.text
+    assert app.state.host.manifest_summary()["verified"] is False
+
+
 # ------------------------------------------------------------------ health, metadata
 
 
@@ -231,8 +251,9 @@ def test_metadata_describes_model_bundle_and_providers(client, bundle):
     assert md["preprocessing"] == PRE.to_json()
     assert md["providers"]["in_use"] == ["CPUExecutionProvider"]
     sha = sha256_file(bundle / "model.onnx")
+    finished = json.loads((bundle / "manifest.json").read_text())["finished_at"]
     assert md["manifest"] == {"name": "tiny-cnn", "model": "tiny_cnn", "strategy": "finetune",
-                              "sha256": sha, "finished_at": "2025-01-01T00:00:00+00:00", "present": True}
+                              "sha256": sha, "finished_at": finished, "present": True, "verified": True}
     assert md["model"]["version"] == f"tiny-cnn@{sha[:12]}"
     assert md["warmup"]["ok"] is True
     assert md["limits"]["max_batch"] == 4 and "api_key" not in md["limits"]
@@ -331,7 +352,10 @@ def test_bad_bodies_and_routes_are_4xx_json(client):
     err(client.post("/v1/predict", content=b"", headers={"content-type": "application/json"}), 400, "empty_body")
     err(client.post("/v1/predict", content=b"{not json", headers={"content-type": "application/json"}),
         400, "malformed_json")
-    err(client.post("/v1/predict", content=b"\x89PNG", headers={"content-type": "image/png"}), 415)
+    err(client.post("/v1/predict", content=b"\x89PNG", headers={"content-type": "image/png"}), 422,
+        "invalid_image")
+    err(client.post("/v1/predict", content=b"hello", headers={"content-type": "text/plain"}), 415,
+        "unsupported_media_type")
     err(client.post("/v1/predict", files={"file": ("x.bin", b"definitely not an image", "image/png")}),
         422, "invalid_image")
     err(client.post("/v1/predict", files={"file": ("x.png", png_bytes(200, 200)[:3000], "image/png")}),

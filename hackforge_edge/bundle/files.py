@@ -14,19 +14,17 @@ import json
 import os
 import platform
 import tempfile
-from dataclasses import dataclass
 from datetime import datetime, timezone
 from importlib import metadata
 from pathlib import Path
-from typing import Any
+from typing import Any, Iterable
 
-from hackforge_edge.errors import BundleError, ModelFileError
+from hackforge_edge.errors import BundleError
 
 MANIFEST = "manifest.json"
 MODEL = "model.onnx"
 LABELS = "labels.json"
 PREPROCESS = "preprocess.json"
-SCHEMA_VERSION = 1
 
 # Distributions whose versions every manifest records (absent ones are recorded as null).
 _TRACKED_DISTRIBUTIONS = (
@@ -141,82 +139,67 @@ def artifact_hashes(run_dir: str | os.PathLike) -> dict[str, dict[str, Any]]:
 
 def write_manifest(run_dir: str | os.PathLike, *, config: dict, seed: int, started_at: str,
                    extra: dict | None = None) -> Path:
-    """Write manifest.json last: versions, resolved config, seed, sha256 of every artifact."""
-    run_dir = Path(run_dir)
-    manifest = {
-        "schema_version": SCHEMA_VERSION,
-        "name": run_dir.name,
-        "started_at": started_at,
-        "finished_at": utc_now(),
-        "versions": package_versions(),
-        "platform": {"system": platform.system(), "machine": platform.machine(),
-                     "processor": platform.processor() or None},
-        "seed": seed,
-        "config": config,
-        **(extra or {}),
-        "artifacts": artifact_hashes(run_dir),
-    }
-    return atomic_write_json(run_dir / MANIFEST, manifest)
+    """Write manifest.json last: versions, resolved config, seed, sha256 of every artifact.
 
-
-@dataclass(frozen=True)
-class ModelRef:
-    """A resolved model: an ONNX file and, when it came from a bundle, the bundle directory."""
-
-    onnx_path: Path
-    bundle_dir: Path | None
-
-    def sidecar(self, name: str) -> Path | None:
-        """Path of a bundle file (labels.json, preprocess.json, ...) if it exists."""
-        if self.bundle_dir is None:
-            return None
-        p = self.bundle_dir / name
-        return p if p.is_file() else None
-
-    def read_sidecar(self, name: str) -> Any | None:
-        p = self.sidecar(name)
-        return read_json(p) if p else None
-
-    @property
-    def manifest(self) -> dict | None:
-        return self.read_sidecar(MANIFEST)
-
-
-def resolve_model(path: str | os.PathLike, require_manifest: bool = False) -> ModelRef:
-    """Accept a bundle directory or an .onnx file; check it exists and looks like ONNX."""
-    path = Path(path)
-    if path.is_dir():
-        onnx_path = path / MODEL
-        if not onnx_path.is_file():
-            raise BundleError(f"{path}: not a bundle (no {MODEL} inside)")
-        if require_manifest and not (path / MANIFEST).is_file():
-            raise BundleError(f"{path}: bundle is incomplete (no {MANIFEST}; the run did not finish)")
-        return ModelRef(onnx_path=onnx_path, bundle_dir=path)
-    if not path.exists():
-        raise ModelFileError(f"{path}: no such file or directory")
-    if path.suffix.lower() != ".onnx":
-        raise ModelFileError(f"{path}: expected an .onnx file or a bundle directory")
-    bundle_dir = path.parent if (path.parent / MANIFEST).is_file() and path.name == MODEL else None
-    return ModelRef(onnx_path=path, bundle_dir=bundle_dir)
-
-
-def refresh_manifest(run_dir: str | os.PathLike, *, command: str) -> Path | None:
-    """Re-hash a complete bundle's artifacts after a later command rewrote some of them.
-
-    A bundle without a manifest stays incomplete (nothing is written). Otherwise the manifest
-    keeps its history and gains an ``amended`` entry: when, by which command, which files.
+    ``extra``: the other :class:`~hackforge_edge.bundle.manifest.Manifest` fields (exporter,
+    params, weights, training, data, ...); an unknown field is refused by the model.
     """
+    from hackforge_edge.bundle.manifest import Manifest
+
     run_dir = Path(run_dir)
-    path = run_dir / MANIFEST
-    if not path.is_file():
+    manifest = Manifest(
+        name=run_dir.name, started_at=started_at, finished_at=utc_now(),
+        versions=package_versions(),
+        platform={"system": platform.system(), "machine": platform.machine(),
+                  "processor": platform.processor() or None},
+        seed=seed, config=config, **(extra or {}), artifacts=artifact_hashes(run_dir))
+    return manifest.write(run_dir)
+
+
+def refresh_manifest(run_dir: str | os.PathLike, *, command: str,
+                     rewritten: Iterable[str | os.PathLike]) -> Path | None:
+    """Re-hash the files ``command`` just wrote into a complete bundle; bless nothing else.
+
+    ``rewritten``: the paths the command wrote (absolute or relative to ``run_dir``). Every
+    other file the manifest lists must still match its recorded sha256, else BundleError (a
+    file changed behind the command's back is never blessed). A bundle without a manifest
+    stays incomplete (nothing is written). The manifest keeps its history and gains an
+    ``amended`` entry: when, by which command, which files.
+    """
+    from hackforge_edge.bundle.manifest import Amendment, ArtifactEntry, Manifest
+
+    run_dir = Path(run_dir)
+    if not (run_dir / MANIFEST).is_file():
         return None
-    manifest = read_json(path)
-    before = manifest.get("artifacts", {})
-    after = artifact_hashes(run_dir)
-    changed = sorted(k for k in after if before.get(k, {}).get("sha256") != after[k]["sha256"])
+    manifest = Manifest.read(run_dir / MANIFEST)
+    mine = {_relative(run_dir, p) for p in rewritten}
+    mine.discard(None)
+    for rel, entry in manifest.artifacts.items():
+        p = run_dir / rel
+        if rel not in mine and (not p.is_file() or sha256_file(p) != entry.sha256):
+            raise BundleError(f"{p}: sha256 differs from the manifest (changed after the run); "
+                              f"{command} did not write it, so the manifest is left as it was")
+    changed = []
+    for rel in sorted(mine):
+        p = run_dir / rel
+        if not p.is_file():
+            continue
+        entry = ArtifactEntry(sha256=sha256_file(p), bytes=p.stat().st_size)
+        if manifest.sha256_of(rel) != entry.sha256:
+            changed.append(rel)
+        manifest.artifacts[rel] = entry
     if not changed:
-        return path
-    manifest["artifacts"] = after
-    manifest.setdefault("amended", []).append(
-        {"at": utc_now(), "command": command, "files": changed})
-    return atomic_write_json(path, manifest)
+        return run_dir / MANIFEST
+    manifest.amended.append(Amendment(at=utc_now(), command=command, files=changed))
+    return manifest.write(run_dir)
+
+
+def _relative(run_dir: Path, p: str | os.PathLike) -> str | None:
+    """``p`` as a bundle-relative posix path, or None when it lies outside the bundle."""
+    path = Path(p)
+    if not path.is_absolute():
+        path = run_dir / path
+    try:
+        return path.resolve().relative_to(run_dir.resolve()).as_posix()
+    except ValueError:
+        return None

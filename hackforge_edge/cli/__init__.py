@@ -33,6 +33,7 @@ def _register() -> None:
         profile_cmd,
         profiles_cmd,
         report_cmd,
+        schema_cmd,
         serve_cmd,
         train_cmd,
     )
@@ -45,6 +46,7 @@ def _register() -> None:
     app.command("compare")(compare_cmd.compare)
     app.command("serve")(serve_cmd.serve)
     app.command("export-triton")(export_triton_cmd.export_triton)
+    app.command("schema")(schema_cmd.schema)
     app.add_typer(profiles_cmd.app, name="profiles")
 
 

@@ -8,7 +8,6 @@ from typing import Optional
 import typer
 
 
-
 def benchmark(
     model: str = typer.Argument(..., help="an .onnx file or a run bundle directory"),
     batch_sizes: str = typer.Option("1,4,8", "--batch-sizes", help="comma-separated batch sizes"),
@@ -19,16 +18,19 @@ def benchmark(
                                                     help="NAME=1x3x224x224 (repeatable)"),
     threads: Optional[int] = typer.Option(None, "--threads", min=1, help="onnxruntime intra-op threads"),
     json_out: Optional[Path] = typer.Option(None, "--json", help="also write the result as JSON here"),
+    allow_incomplete: bool = typer.Option(False, "--allow-incomplete",
+                                          help="measure a bundle that is incomplete or no longer matches "
+                                               "its manifest, with a warning (default: refuse it)"),
 ) -> None:
     """Measure MODEL on this machine (onnxruntime CPU): latency percentiles, throughput, memory,
     energy per inference (measured by a meter when one is available, else estimated)."""
     from hackforge_edge.cli._console import make_console
     from rich.table import Table
 
-    from hackforge_edge.bundle import atomic_write_json, resolve_model
+    from hackforge_edge.bundle import atomic_write_json, open_model
     from hackforge_edge.profiling.measure import measure
 
-    ref = resolve_model(model)
+    ref = open_model(model, allow_incomplete=allow_incomplete)
     from hackforge_edge.recipes.profile import parse_batch_sizes
 
     sizes = parse_batch_sizes(batch_sizes)
@@ -79,7 +81,7 @@ def _meter():
 
 
 def _bundle_seq_len(ref) -> int | None:
-    pre = ref.read_sidecar("preprocess.json") or {}
+    pre = ref.bundle.read_json_if_present("preprocess.json") or {}
     for key in ("max_length", "seq_len", "sequence_length"):
         if isinstance(pre.get(key), int):
             return pre[key]

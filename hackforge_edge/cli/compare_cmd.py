@@ -12,6 +12,9 @@ import typer
 def compare(
     bundles: List[Path] = typer.Argument(..., help="Run bundle directories to compare."),
     out: Optional[Path] = typer.Option(None, "--out", help="Also write compare.json and compare.md here."),
+    allow_incomplete: bool = typer.Option(
+        False, "--allow-incomplete", help="Compare bundles that are incomplete or no longer match their "
+                                          "manifest, with a warning (default: refuse them)."),
 ) -> None:
     """Compare transfer strategies across bundles: accuracy vs training energy and CO2."""
     from hackforge_edge.cli._console import make_console
@@ -19,7 +22,7 @@ def compare(
     from hackforge_edge.bundle import atomic_write_json, atomic_write_text
     from hackforge_edge.energy.compare import compare_bundles, comparison_markdown, render_comparison_table
 
-    rows = compare_bundles(bundles)
+    rows = compare_bundles(bundles, allow_incomplete=allow_incomplete)
     make_console().print(render_comparison_table(rows))
     if out is not None:
         atomic_write_json(out / "compare.json", {"rows": rows})

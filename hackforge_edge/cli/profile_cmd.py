@@ -40,6 +40,9 @@ def profile(
     all_modes: bool = typer.Option(
         True, "--all-modes/--default-mode", help="Judge every power mode of each profile, or only its default mode."),
     as_json: bool = typer.Option(False, "--json", help="Print feasibility.json to stdout instead of a table."),
+    allow_incomplete: bool = typer.Option(
+        False, "--allow-incomplete", help="Profile a bundle that is incomplete or no longer matches its "
+                                          "manifest, with a warning (default: refuse it)."),
 ) -> None:
     """Profile MODEL_OR_BUNDLE on hardware profiles and judge it against requirements."""
     from hackforge_edge.errors import HFEdgeError
@@ -56,7 +59,7 @@ def profile(
         result = run_profile(target, profiles or list(DEFAULT_PROFILES), req, out=out, report=report,
                              batch_sizes=batch_sizes, seq_len=seq_len,
                              input_shapes=parse_input_shapes(input_shape), runs=runs, warmup=warmup,
-                             all_modes=all_modes)
+                             all_modes=all_modes, allow_incomplete=allow_incomplete)
     except HFEdgeError as exc:
         # one line, non-zero exit (also under CliRunner, which bypasses cli.main)
         typer.echo(f"error: {exc}", err=True)

@@ -15,14 +15,21 @@ def report(
     requirements_file: Optional[Path] = typer.Option(
         None, "--requirements", "-r",
         help="Re-judge against this requirements YAML (default: keep the bundle's feasibility.json)."),
+    allow_incomplete: bool = typer.Option(
+        False, "--allow-incomplete", help="Report on a bundle that is incomplete or no longer matches its "
+                                          "manifest, with a warning (default: refuse it)."),
 ) -> None:
     """Rebuild the feasibility report from what the bundle holds (no re-measurement)."""
-    from hackforge_edge.bundle import atomic_write_json
+    from hackforge_edge.bundle import Bundle, atomic_write_json
     from hackforge_edge.errors import HFEdgeError
 
     try:
         from hackforge_edge.report.build import FEASIBILITY_JSON, build_report, load_bundle_parts
 
+        # verified before any work; what this command rewrites need not match (it is replaced)
+        rewrites = ["report.*", "figures/*"] + ([FEASIBILITY_JSON] if requirements_file else [])
+        opened = Bundle.open(bundle_dir, allow_incomplete=allow_incomplete, rewrites=rewrites)
+        rewritten = []
         parts = load_bundle_parts(bundle_dir)
         feasibility = parts["feasibility"]
         if feasibility is None or requirements_file is not None:
@@ -34,15 +41,14 @@ def report(
             req = load_requirements(requirements_file)
             grid = resolve_grid(req.region, req.grid_intensity_g_per_kwh, req.pue)
             feasibility = evaluate(parts["profile"], req, grid)
-            atomic_write_json(bundle_dir / FEASIBILITY_JSON, feasibility)
+            rewritten.append(atomic_write_json(bundle_dir / FEASIBILITY_JSON, feasibility))
         rows = None
         if compare:
             from hackforge_edge.energy.compare import compare_bundles
-            rows = compare_bundles([bundle_dir, *compare])
+            rows = compare_bundles([bundle_dir, *compare], allow_incomplete=allow_incomplete)
         paths = build_report(bundle_dir, profile=parts["profile"], feasibility=feasibility,
                              comparison_rows=rows)
-        from hackforge_edge.bundle import refresh_manifest
-        refresh_manifest(bundle_dir, command="hf-edge report")
+        opened.refresh_manifest(command="hf-edge report", rewritten=[*rewritten, *paths.values()])
     except HFEdgeError as exc:
         typer.echo(f"error: {exc}", err=True)
         raise typer.Exit(exc.exit_code) from None

@@ -40,8 +40,21 @@ def serve(
                    "(1 with the defaults), 2 on GPU [env HF_EDGE_MAX_CONCURRENT_RUNS]."),
     warmup_runs: Optional[int] = typer.Option(None, help="Warm-up runs before /readyz says ready "
                                                          "[env HF_EDGE_WARMUP_RUNS, 3]."),
+    fast_jpeg: Optional[bool] = typer.Option(
+        None, "--fast-jpeg/--exact-jpeg", help="Decode JPEGs >= 2x the input size at a reduced scale "
+                                               "in the DCT domain (default) or always at full size, "
+                                               "exactly as training [env HF_EDGE_FAST_JPEG, 1]."),
+    micro_batch_ms: Optional[float] = typer.Option(
+        None, help="Join concurrent requests arriving within this many ms into one run; 0 = off "
+                   "(default; measure with hf-edge benchmark --batch-sizes 1,8 first) "
+                   "[env HF_EDGE_MICRO_BATCH_MS]."),
+    micro_batch_max: Optional[int] = typer.Option(None, help="Most rows in one micro-batch "
+                                                             "[env HF_EDGE_MICRO_BATCH_MAX, 8]."),
     log_level: str = typer.Option("info", help="uvicorn log level."),
     access_log: bool = typer.Option(True, help="Log every request line."),
+    allow_incomplete: bool = typer.Option(
+        False, "--allow-incomplete", help="Serve a bundle without manifest.json, or whose files no longer "
+                                          "match it, with a warning (default: refuse it)."),
 ) -> None:
     """Serve MODEL over HTTP: /healthz /readyz /v1/metadata /v1/predict /metrics."""
     import logging
@@ -62,11 +75,15 @@ def serve(
         "inter_op_threads": inter_op_threads,
         "warmup_runs": warmup_runs,
         "max_concurrent_runs": max_concurrent_runs,
+        "fast_jpeg": None if fast_jpeg is None else int(fast_jpeg),
+        "micro_batch_ms": micro_batch_ms,
+        "micro_batch_max": micro_batch_max,
     })
     # the server's own lines (model loaded, providers, warm-up) in uvicorn's style
     level = "DEBUG" if log_level.lower() == "trace" else log_level.upper()
     logging.basicConfig(level=level, format="%(levelname)s:     %(message)s")
-    app = create_app(model, settings=settings)  # bundle and providers are checked here
+    # the bundle is verified (Bundle.open), and providers checked, before anything starts
+    app = create_app(model, settings=settings, allow_incomplete=allow_incomplete)
     # create the session before uvicorn starts: a model onnxruntime cannot load is then one
     # line and a non-zero exit, not a lifespan traceback
     app.state.host.load()

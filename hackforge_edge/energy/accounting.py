@@ -16,12 +16,13 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, Iterable, Iterator
 
-from hackforge_edge.bundle import atomic_write_json, atomic_write_text, utc_now
+from hackforge_edge.bundle import atomic_write_text, utc_now
+from hackforge_edge.energy.artifact import TrainingCarbon
 from hackforge_edge.energy.carbon import GridSpec, co2_kg
 from hackforge_edge.energy.meter import J_PER_KWH, Measurement, Meter, cache_hit, combine_bands
 from hackforge_edge.errors import MeterError
 
-TRAINING_CARBON = "training_carbon.json"
+TRAINING_CARBON = TrainingCarbon.FILENAME
 EMISSIONS_CSV = "emissions.csv"
 PHASES = ("source_pretrain", "target_transfer", "export", "validation", "profiling")
 
@@ -106,8 +107,9 @@ def overall_kind(measurements: Iterable[Measurement]) -> str:
 
 
 def training_carbon(measurements: Iterable[Measurement], grid: GridSpec, *,
-                    extra: dict | None = None) -> dict[str, Any]:
-    """The training_carbon.json document (see :func:`write_training_carbon`)."""
+                    extra: dict | None = None) -> TrainingCarbon:
+    """The training_carbon.json document (see :func:`write_training_carbon`); ``extra`` sets
+    the optional :class:`TrainingCarbon` fields (tdp_w, source_pretrain_one_off, ...)."""
     ms = list(measurements)
     phases = [_phase_entry(m, grid) for m in ms]
     known = [m for m in ms if m.energy_j_total is not None]
@@ -115,7 +117,6 @@ def training_carbon(measurements: Iterable[Measurement], grid: GridSpec, *,
     incomplete = [m.name for m in ms if m.energy_j_total is None or m.details.get("incomplete")]
     tdp = {(m.details["tdp_w"], m.details.get("tdp_origin")) for m in ms if "tdp_w" in m.details}
     doc: dict[str, Any] = {
-        "schema_version": 1,
         "written_at": utc_now(),
         "kind": overall_kind(ms),
         "methods": sorted({m.method for m in ms if m.kind != "cache-hit"}),
@@ -136,9 +137,7 @@ def training_carbon(measurements: Iterable[Measurement], grid: GridSpec, *,
     }
     if incomplete:
         doc["totals"]["note"] = "some phases could not be (fully) read: totals are a lower bound"
-    if extra:
-        doc.update(extra)
-    return doc
+    return TrainingCarbon(**doc, **(extra or {}))
 
 
 def emissions_row(measurements: Iterable[Measurement], grid: GridSpec, *, project_name: str = "hackforge-edge",
@@ -199,19 +198,19 @@ def emissions_csv(rows: list[dict[str, Any]]) -> str:
 
 
 def write_training_carbon(run_dir: str | os.PathLike, measurements: Iterable[Measurement] | PhaseLog,
-                          grid: GridSpec, *, extra: dict | None = None, run_id: str = "") -> dict[str, Any]:
+                          grid: GridSpec, *, extra: dict | None = None, run_id: str = "") -> TrainingCarbon:
     """Write ``training_carbon.json`` and ``emissions.csv`` into ``run_dir`` atomically.
 
     training_carbon.json: per phase duration (s), energy (J, kWh), method, kind, band, CO2 (kg);
     totals; the grid spec; a top-level ``kind`` ("measured" only if every phase was measured,
-    else "estimated" or "mixed") and the TDP source of any estimate. Returns the document.
+    else "estimated" or "mixed") and the TDP source of any estimate. Returns the typed document.
     """
     ms = list(measurements)
     if not ms:
         raise MeterError("no phases to account (the meter recorded nothing)")
     run_dir = Path(run_dir)
     doc = training_carbon(ms, grid, extra=extra)
-    atomic_write_json(run_dir / TRAINING_CARBON, doc)
+    doc.write(run_dir)
     row = emissions_row(ms, grid, run_id=run_id or run_dir.name,
                         experiment_id=str((extra or {}).get("experiment_id", "")))
     atomic_write_text(run_dir / EMISSIONS_CSV, emissions_csv([row]))

@@ -1,7 +1,8 @@
 """Compare transfer strategies across run bundles: accuracy, trainable parameters, training
 energy and CO2, and the change against the from-scratch bundle when one is given.
 
-Each bundle must hold manifest.json (``config.strategy``, ``config.model``, top-level ``params``),
+Each bundle is opened through ``Bundle.open`` (complete, every file matching its manifest) and
+must hold manifest.json (``config.strategy``, ``config.model``, top-level ``params``),
 metrics.json and training_carbon.json. Every number in a row carries how it was obtained
 (``provenance``): metrics are measured on the target test split, parameters are counted, energy
 and CO2 carry the meter's kind and method and the grid used.
@@ -11,69 +12,63 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
-from typing import Any, Iterable
+from typing import Any, Iterable, TypeVar
 
-from hackforge_edge.bundle import read_json
+from hackforge_edge.bundle import Bundle
 from hackforge_edge.energy.meter import J_PER_KWH
 from hackforge_edge.errors import BundleError
 
 SCRATCH_STRATEGIES = ("scratch", "from_scratch", "from-scratch")
+A = TypeVar("A")
 
 
-def _read(bundle: Path, name: str) -> Any:
-    path = bundle / name
-    if not path.is_file():
-        raise BundleError(f"bundle {bundle}: missing {name}")
-    return read_json(path)
+def _need(b: Bundle, cls: type[A]) -> A:
+    if not b.has(cls.FILENAME):
+        raise BundleError(f"bundle {b.dir}: missing {cls.FILENAME}")
+    return b.read(cls)
 
 
-def _get(doc: dict, bundle: Path, file: str, *keys: str) -> Any:
-    cur: Any = doc
-    for k in keys:
-        if not isinstance(cur, dict) or k not in cur:
-            raise BundleError(f"bundle {bundle}: {file} has no {'.'.join(keys)}")
-        cur = cur[k]
-    return cur
+def _bundle_row(path: Path, allow_incomplete: bool = False) -> dict[str, Any]:
+    from hackforge_edge.energy.artifact import TrainingCarbon
+    from hackforge_edge.training.artifacts import Metrics
 
-
-def _bundle_row(bundle: Path) -> dict[str, Any]:
-    if not bundle.is_dir():
-        raise BundleError(f"bundle {bundle}: not a directory")
-    manifest = _read(bundle, "manifest.json")
-    metrics = _read(bundle, "metrics.json")
-    carbon = _read(bundle, "training_carbon.json")
-    params = _get(manifest, bundle, "manifest.json", "params")
-    totals = _get(carbon, bundle, "training_carbon.json", "totals")
-    grid = carbon.get("grid") or {}
-    kind = carbon.get("kind", "unknown")
-    methods = "+".join(carbon.get("methods") or []) or "unknown"
-    grid_txt = (f"{grid.get('region')} {grid.get('intensity_g_per_kwh')} g/kWh "
-                f"({grid.get('basis')}, {grid.get('year')}), PUE {grid.get('pue')}") if grid else "grid unknown"
-    band = totals.get("band")
-    source = next((ph for ph in carbon.get("phases") or [] if ph.get("phase") == "source_pretrain"), None)
+    b = Bundle.open(path, allow_incomplete=allow_incomplete)
+    manifest = b.manifest
+    if manifest is None:
+        raise BundleError(f"bundle {path}: no readable manifest.json (compare needs its config and params)")
+    metrics, carbon = _need(b, Metrics), _need(b, TrainingCarbon)
+    model, strategy = manifest.config.get("model"), manifest.config.get("strategy")
+    if manifest.params is None or model is None or strategy is None:
+        raise BundleError(f"bundle {path}: manifest.json has no params or config.model/strategy")
+    totals, grid = carbon.totals, carbon.grid
+    kind = carbon.kind
+    methods = "+".join(carbon.methods) or "unknown"
+    grid_txt = (f"{grid.region} {grid.intensity_g_per_kwh:g} g/kWh ({grid.basis}, {grid.year}), "
+                f"PUE {grid.pue:g}")
+    source = carbon.phase("source_pretrain")
     source_pretrain = ("none" if source is None else
-                       "cache hit (not counted)" if source.get("kind") == "cache-hit" else "counted")
-    one_off = carbon.get("source_pretrain_one_off") or {}
-    one_off_kwh = (one_off["energy_j"] / J_PER_KWH) if one_off.get("energy_j") is not None else None
-    energy_kwh = totals.get("energy_kwh")
-    with_source = (energy_kwh + one_off_kwh if energy_kwh is not None and one_off_kwh is not None
+                       "cache hit (not counted)" if source.kind == "cache-hit" else "counted")
+    one_off = carbon.source_pretrain_one_off
+    one_off_kwh = one_off.energy_j / J_PER_KWH if one_off and one_off.energy_j is not None else None
+    energy_kwh = totals.energy_kwh
+    with_source = (energy_kwh + one_off_kwh if one_off_kwh is not None
                    else energy_kwh if source_pretrain != "cache hit (not counted)" else None)
     return {
-        "bundle": bundle.name,
-        "path": str(bundle),
-        "model": _get(manifest, bundle, "manifest.json", "config", "model"),
-        "strategy": _get(manifest, bundle, "manifest.json", "config", "strategy"),
-        "accuracy": metrics.get("accuracy"),
-        "f1": metrics.get("f1"),
-        "roc_auc": metrics.get("roc_auc"),
-        "trainable_params": params.get("trainable_params"),
-        "total_params": params.get("total_params"),
-        "energy_kwh": totals.get("energy_kwh"),
-        "co2_kg": totals.get("co2_kg"),
-        "energy_complete": totals.get("complete", True),
+        "bundle": path.name,
+        "path": str(path),
+        "model": model,
+        "strategy": strategy,
+        "accuracy": metrics.accuracy,
+        "f1": metrics.f1,
+        "roc_auc": metrics.roc_auc,
+        "trainable_params": manifest.params.trainable_params,
+        "total_params": manifest.params.total_params,
+        "energy_kwh": energy_kwh,
+        "co2_kg": totals.co2_kg,
+        "energy_complete": totals.complete,
         "energy_kind": kind,
         "energy_method": methods,
-        "energy_band": band,
+        "energy_band": list(totals.band) if totals.band else None,
         # a cached source model makes a transfer run look cheaper than the first one was
         "source_pretrain": source_pretrain,
         # this run's energy plus the one-off source pretraining it reused (from the cache entry,
@@ -84,7 +79,7 @@ def _bundle_row(bundle: Path) -> dict[str, Any]:
             "f1": "measured (metrics.json)",
             "roc_auc": "measured (metrics.json)",
             "trainable_params": "counted (manifest.json params)",
-            "energy_kwh": f"{kind} ({methods})" + ("" if totals.get("complete", True) else ", incomplete: lower bound"),
+            "energy_kwh": f"{kind} ({methods})" + ("" if totals.complete else ", incomplete: lower bound"),
             "co2_kg": f"{kind} ({methods}; {grid_txt})",
         },
     }
@@ -97,11 +92,11 @@ def _delta(value: Any, base: Any) -> tuple[float | None, float | None]:
     return d, (100.0 * d / float(base) if float(base) != 0 else None)
 
 
-def compare_bundles(paths: Iterable[str | os.PathLike]) -> list[dict[str, Any]]:
+def compare_bundles(paths: Iterable[str | os.PathLike], *, allow_incomplete: bool = False) -> list[dict[str, Any]]:
     """One row per bundle (in the given order). When a from-scratch bundle is present (same model
     preferred), each row gets ``vs_scratch``: absolute and % change of energy, CO2 and trainable
     parameters, and the accuracy change in points."""
-    rows = [_bundle_row(Path(p)) for p in paths]
+    rows = [_bundle_row(Path(p), allow_incomplete) for p in paths]
     if not rows:
         raise BundleError("no bundles to compare")
     scratch = [r for r in rows if str(r["strategy"]).lower() in SCRATCH_STRATEGIES]

@@ -105,7 +105,8 @@ def run_profile(target: str | os.PathLike, profiles: Sequence[str], requirements
                 batch_sizes: Sequence[int] = DEFAULT_BATCH_SIZES, seq_len: int | None = None,
                 input_shapes: Mapping[str, Sequence[int]] | None = None,
                 comparison_rows: Sequence[Mapping] | None = None, runs: int | None = None,
-                warmup: int | None = None, all_modes: bool = True, config: Any = None) -> ProfileResult:
+                warmup: int | None = None, all_modes: bool = True, config: Any = None,
+                allow_incomplete: bool = False) -> ProfileResult:
     """Profile ``target`` (bundle dir or .onnx), judge it, write the results; see module doc.
 
     ``report`` None means "yes for a bundle, no for a bare model file". ``all_modes`` projects
@@ -117,7 +118,10 @@ def run_profile(target: str | os.PathLike, profiles: Sequence[str], requirements
     from hackforge_edge.feasibility.requirements import Requirements, load_requirements
 
     req = requirements if isinstance(requirements, Requirements) else load_requirements(**dict(requirements or {}))
-    ref = bundle.resolve_model(target)
+    # verified before any work; the files this call rewrites in the bundle need not match
+    rewrites = () if out is not None else ("profile.json", "feasibility.json") + (
+        ("report.*", "figures/*") if report is not False else ())
+    ref = bundle.open_model(target, allow_incomplete=allow_incomplete, rewrites=rewrites)
     check_onnx(ref.onnx_path)
     names = check_profiles(list(profiles))
     batch_sizes = parse_batch_sizes(batch_sizes)
@@ -145,8 +149,8 @@ def run_profile(target: str | os.PathLike, profiles: Sequence[str], requirements
         paths.update(build_report(ref.bundle_dir or out_dir, profile=profile_json, feasibility=feasibility,
                                   comparison_rows=comparison_rows, out_dir=out_dir))
     if is_bundle and out_dir == ref.bundle_dir:
-        # a finished bundle stays verifiable: its manifest re-hashes what was rewritten
-        bundle.refresh_manifest(out_dir, command="hf-edge profile")
+        # a finished bundle stays verifiable: its manifest re-hashes what this command wrote
+        ref.bundle.refresh_manifest(command="hf-edge profile", rewritten=paths.values())
     return ProfileResult(profile=profile_json, feasibility=feasibility, grid=grid, out_dir=out_dir,
                          is_bundle=is_bundle, paths=paths)
 

@@ -160,7 +160,9 @@ def _execute(cfg, out: Path, started_at: str, req, grid, splits, say) -> Path:
     from hackforge_edge import export as exporters
     from hackforge_edge.energy.accounting import PhaseLog, write_training_carbon
     from hackforge_edge.energy.meter import make_meter
+    from hackforge_edge.export.artifact import ExportValidation
     from hackforge_edge.models.registry import create_model
+    from hackforge_edge.training.artifacts import Metrics
     from hackforge_edge.strategies.registry import apply_strategy
     from hackforge_edge.training.loop import evaluate, split_to_nchw, train
 
@@ -203,6 +205,7 @@ def _execute(cfg, out: Path, started_at: str, req, grid, splits, say) -> Path:
                 f"source test accuracy {source_info.get('source_test_accuracy')}")
     else:
         model = build()
+    weights_info = _weights_identity(model, weights)
 
     model, params = apply_strategy(model, cfg.strategy, lora_rank=cfg.lora_rank,
                                    lora_alpha=cfg.lora_alpha, seed=cfg.seed)
@@ -214,13 +217,10 @@ def _execute(cfg, out: Path, started_at: str, req, grid, splits, say) -> Path:
                        seed=cfg.seed, device=cfg.device, progress=cfg.progress)
         metrics = evaluate(model, splits.test, preprocess=splits.preprocess,
                            class_names=splits.class_names, device=cfg.device)
-    metrics_doc = {
-        **metrics,
-        "split": "test", "n_images": int(len(splits.test.labels)),
-        "kind": "measured", "method": "PyTorch model on the held-out target-domain test split",
-    }
-    bundle.atomic_write_json(out / "metrics.json", metrics_doc)
-    say(f"target test accuracy {metrics.get('accuracy'):.3f}, ROC-AUC {metrics.get('roc_auc')}")
+    metrics_doc = Metrics.from_evaluation(
+        metrics, split="test", method="PyTorch model on the held-out target-domain test split")
+    metrics_doc.write(out)
+    say(f"target test accuracy {metrics_doc.accuracy:.3f}, ROC-AUC {metrics_doc.roc_auc}")
 
     with phases.phase("export"):
         folded = exporters.fold_lora(model).cpu().eval()
@@ -239,18 +239,19 @@ def _execute(cfg, out: Path, started_at: str, req, grid, splits, say) -> Path:
                                                output_names=["logits"],
                                                export_input_shapes=export.export_input_shapes)
         variants = _make_variants(cfg, out, splits, split_to_nchw, say)
-    bundle.atomic_write_json(out / "export_validation.json",
-                             {"export": export.to_dict(), **validation, "variants": variants})
-    worst = max((o.get("max_abs_diff") or 0.0) for o in validation["outputs"].values())
-    say(f"validation vs PyTorch: max abs diff {worst:.2e} "
-        f"({'within' if validation.get('passed') else 'OUTSIDE'} atol {validation.get('atol')})")
+    checked = ExportValidation(export=export.to_dict(), **validation, variants=variants)
+    checked.write(out)
+    say(f"validation vs PyTorch: max abs diff {_g(checked.worst_abs_diff)} "
+        f"({'within' if checked.passed else 'OUTSIDE'} atol {checked.atol})")
 
     profile_result = None
     if not cfg.skip_profile:
         from hackforge_edge.recipes.profile import run_profile
 
         with phases.phase("profiling"):
-            profile_result = run_profile(out, cfg.profiles, req, meter=meter, report=False)
+            # this run's own bundle, not finished yet: nothing to verify, no manifest to refresh
+            in_progress = bundle.ModelRef(out / bundle.MODEL, bundle.Bundle.in_progress(out))
+            profile_result = run_profile(in_progress, cfg.profiles, req, meter=meter, report=False)
         counts = profile_result.feasibility.get("counts", {})
         say("verdicts: " + ", ".join(f"{counts.get(k, 0)} {k}" for k in ("PASS", "MARGINAL", "FAIL")))
 
@@ -259,9 +260,8 @@ def _execute(cfg, out: Path, started_at: str, req, grid, splits, say) -> Path:
         "tdp_w": tdp_w, "tdp_origin": tdp_origin, "meter_skipped": getattr(meter, "skipped", None),
         # the cached source model's pretraining, metered in the run that made it; not in totals
         "source_pretrain_one_off": one_off})
-    totals = carbon.get("totals", {})
-    say(f"training energy: {_g(totals.get('energy_kwh'))} kWh ({carbon.get('kind')}: "
-        f"{', '.join(carbon.get('methods', []))}), {_g(totals.get('co2_kg'))} kg CO2e at "
+    say(f"training energy: {_g(carbon.totals.energy_kwh)} kWh ({carbon.kind}: "
+        f"{', '.join(carbon.methods)}), {_g(carbon.totals.co2_kg)} kg CO2e at "
         f"{grid.intensity_g_per_kwh:g} g/kWh ({grid.region}, PUE {grid.pue:g})")
 
     if profile_result is not None:
@@ -274,7 +274,7 @@ def _execute(cfg, out: Path, started_at: str, req, grid, splits, say) -> Path:
         "exporter": export.exporter,
         "exporter_fallback_reason": export.fallback_reason,
         "params": params.to_json() if hasattr(params, "to_json") else asdict(params),
-        "weights": (getattr(model, "hf_edge_meta", {}) or {}).get("weights", {"kind": weights}),
+        "weights": weights_info,
         "source_model": source_info,
         "training": result.to_json(),
         "lr": lr,
@@ -282,6 +282,17 @@ def _execute(cfg, out: Path, started_at: str, req, grid, splits, say) -> Path:
     })
     say(f"done: {out / 'manifest.json'}")
     return out
+
+
+def _weights_identity(model, weights: str) -> dict[str, Any]:
+    """The starting weights' provenance, with the sha256 of the starting backbone for every
+    start that is not a random init (fine-tunes of one base share it; see models.fingerprint)."""
+    info = dict((getattr(model, "hf_edge_meta", {}) or {}).get("weights") or {"kind": weights})
+    if info.get("kind", weights) != "none":
+        from hackforge_edge.models.fingerprint import backbone_sha256
+
+        info["base_sha256"], info["base_sha256_scope"] = backbone_sha256(model)
+    return info
 
 
 def _g(x: Any) -> str:

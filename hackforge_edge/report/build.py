@@ -586,11 +586,21 @@ def load_bundle_parts(bundle_dir: str | os.PathLike) -> dict[str, Any]:
     if not (d / PROFILE_JSON).is_file():
         raise BundleError(f"{d}: no {PROFILE_JSON} in the bundle; run `hf-edge profile {d}` first")
     parts: dict[str, Any] = {"profile": bundle.read_json(d / PROFILE_JSON)}
-    for key, name in (("feasibility", FEASIBILITY_JSON), ("metrics", "metrics.json"),
-                      ("training_carbon", "training_carbon.json"),
-                      ("export_validation", "export_validation.json"), ("manifest", bundle.MANIFEST)):
-        parts[key] = bundle.read_json(d / name) if (d / name).is_file() else None
-    return parts
+    parts["feasibility"] = bundle.read_json(d / FEASIBILITY_JSON) if (d / FEASIBILITY_JSON).is_file() else None
+    return {**parts, **_training_parts(d)}
+
+
+def _training_parts(d: Path) -> dict[str, Any]:
+    """metrics, training carbon, export validation and manifest, read through their typed
+    models (a file of another shape or schema version is a one-line BundleError), as JSON."""
+    from hackforge_edge.bundle.manifest import Manifest
+    from hackforge_edge.energy.artifact import TrainingCarbon
+    from hackforge_edge.export.artifact import ExportValidation
+    from hackforge_edge.training.artifacts import Metrics
+
+    return {key: cls.read(d).to_json() if (d / cls.FILENAME).is_file() else None
+            for key, cls in (("metrics", Metrics), ("training_carbon", TrainingCarbon),
+                             ("export_validation", ExportValidation), ("manifest", Manifest))}
 
 
 def build_report(bundle_dir: str | os.PathLike, *, profile: Mapping | None = None,
@@ -607,10 +617,7 @@ def build_report(bundle_dir: str | os.PathLike, *, profile: Mapping | None = Non
     if profile is None or feasibility is None:
         parts = load_bundle_parts(d)
     else:
-        parts = {"profile": profile, "feasibility": feasibility}
-        for key, name in (("metrics", "metrics.json"), ("training_carbon", "training_carbon.json"),
-                          ("export_validation", "export_validation.json"), ("manifest", bundle.MANIFEST)):
-            parts[key] = bundle.read_json(d / name) if (d / name).is_file() else None
+        parts = {"profile": profile, "feasibility": feasibility, **_training_parts(d)}
     profile = profile if profile is not None else parts["profile"]
     feasibility = feasibility if feasibility is not None else parts["feasibility"]
     if feasibility is None:

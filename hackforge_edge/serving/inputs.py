@@ -116,11 +116,15 @@ def decode_base64(item: Any, index: int) -> bytes:
     return data
 
 
-def load_image(data: bytes, settings: ServeSettings, what: str = "image"):
+def load_image(data: bytes, settings: ServeSettings, what: str = "image",
+               target_size: tuple[int, int] | None = None):
     """Decode image bytes into a loaded PIL image, checking its header size first.
 
     ``Image.open`` reads only the header; the width/height limits (pixels) are checked before
     ``load()`` allocates anything, so a tiny file announcing 20000x20000 costs nothing.
+    With ``target_size`` (height, width) and ``settings.fast_jpeg``, a JPEG at least twice that
+    size is decoded at 1/2, 1/4 or 1/8 scale in the DCT domain (libjpeg's scaled IDCT through
+    Pillow's ``draft``; never below ``target_size``), which skips most of the decoding work.
     """
     from PIL import Image, UnidentifiedImageError
 
@@ -140,6 +144,10 @@ def load_image(data: bytes, settings: ServeSettings, what: str = "image"):
         img.close()
         raise RequestError(f"{what} is {w}x{h} pixels; the limits are {settings.max_image_side} px a "
                            f"side and {settings.max_image_pixels} pixels", 413, "image_too_large")
+    if target_size is not None and settings.fast_jpeg and img.format == "JPEG":
+        th, tw = target_size
+        if w >= 2 * tw and h >= 2 * th:
+            img.draft("RGB", (tw, th))   # picks the largest 1/2^k scale still >= (tw, th)
     try:
         img.load()
     except Image.DecompressionBombError:
@@ -160,7 +168,7 @@ def images_to_batch(blobs: Sequence[bytes], preprocess, settings: ServeSettings)
                            "batch_too_large")
     arrays = []
     for i, blob in enumerate(blobs):
-        img = load_image(blob, settings, what=f"image {i}")
+        img = load_image(blob, settings, what=f"image {i}", target_size=tuple(preprocess.image_size))
         try:
             arrays.append(preprocess.pil_to_chw(img))
         except (OSError, ValueError) as exc:
@@ -171,6 +179,52 @@ def images_to_batch(blobs: Sequence[bytes], preprocess, settings: ServeSettings)
 
 
 # --------------------------------------------------------------------------- tensors
+
+
+def binary_feed(body: bytes, headers: Mapping[str, str], inputs: Sequence[TensorSpec],
+                settings: ServeSettings) -> dict[str, np.ndarray]:
+    """``application/octet-stream`` body -> feed, for clients that preprocess themselves.
+
+    Headers: ``X-Tensor-Shape: 1,3,224,224`` (required), ``X-Tensor-Dtype`` (default: the
+    input's dtype), ``X-Tensor-Name`` (default: the model's only input). The body is the
+    C-order little-endian tensor bytes; the array is a view on the body (no copy).
+    """
+    by_name = {s.name: s for s in inputs}
+    name = headers.get("x-tensor-name") or (inputs[0].name if len(inputs) == 1 else None)
+    if name is None:
+        raise RequestError(f"this model takes {', '.join(by_name)}: name the input in X-Tensor-Name "
+                           "(one input per binary request)", 422, "invalid_inputs")
+    spec = by_name.get(name)
+    if spec is None:
+        raise RequestError(f"unknown input {name!r} (model inputs: {', '.join(by_name)})", 422,
+                           "invalid_inputs")
+    if len(inputs) != 1:
+        raise RequestError(f"binary requests work for single-input models; this one takes "
+                           f"{', '.join(by_name)}: send JSON", 422, "invalid_inputs")
+    try:
+        dtype = np.dtype(headers.get("x-tensor-dtype") or spec.dtype).newbyteorder("<")
+    except TypeError:
+        raise RequestError(f"unknown X-Tensor-Dtype {headers.get('x-tensor-dtype')!r}", 422,
+                           "dtype_mismatch") from None
+    if spec.dtype is not None and dtype != spec.dtype.newbyteorder("<"):
+        raise RequestError(f"input {name!r} expects {spec.dtype}, got X-Tensor-Dtype {dtype.name}", 422,
+                           "dtype_mismatch")
+    raw_shape = headers.get("x-tensor-shape", "")
+    try:
+        shape = tuple(int(d) for d in raw_shape.replace("x", ",").split(",") if d.strip())
+    except ValueError:
+        shape = ()
+    if not shape or any(d < 1 for d in shape):
+        raise RequestError(f"X-Tensor-Shape {raw_shape!r}: give positive dims, e.g. 1,3,224,224", 422,
+                           "shape_mismatch")
+    if len(body) != dtype.itemsize * math.prod(shape):
+        raise RequestError(f"body has {len(body)} bytes; shape {list(shape)} of {dtype.name} needs "
+                           f"{dtype.itemsize * math.prod(shape)}", 422, "shape_mismatch")
+    arr = np.frombuffer(body, dtype=dtype).reshape(shape)
+    if arr.dtype.kind == "f" and not np.isfinite(arr).all():
+        raise RequestError(f"NaN/Infinity not allowed in input {name!r}", 422, "nan_not_allowed")
+    _check_shape(name, arr, spec, settings, {})
+    return {name: arr}
 
 
 def _to_array(name: str, value: Any, spec: TensorSpec) -> np.ndarray:
