@@ -14,9 +14,20 @@ _D = {name: f.default for name, f in TrainExportConfig.__dataclass_fields__.item
 def train_and_export(
     model: str = typer.Option(_D["model"], help="Model from the registry: resnet18, resnet50, "
                               "efficientnet_b0, mobilenet_v2, mobilenet_v3_small (tinycnn for tests)."),
-    strategy: str = typer.Option(_D["strategy"], help="Transfer strategy: scratch, frozen, finetune, lora."),
+    strategy: Optional[str] = typer.Option(None, help="Transfer strategy. Images: scratch, frozen, "
+                                           f"finetune, lora (default {_D['strategy']}). Tabular: scratch, "
+                                           "regularized, bayesian (default), covariance, statmap."),
+    task: str = typer.Option("image", help="image | tabular (linear/logistic transfer on a table)."),
+    source_data: Optional[str] = typer.Option(None, help="Tabular: the source population's CSV."),
+    target_column: Optional[str] = typer.Option(None, help="Tabular: the label/value column of the CSVs."),
+    problem: Optional[str] = typer.Option(None, help="Tabular: classification | regression "
+                                          "(inferred when unambiguous)."),
+    cv_folds: Optional[int] = typer.Option(None, help="Tabular: folds choosing lambda/tau/blend on the "
+                                           "target training split (default min(5, rarest class))."),
     data: Optional[str] = typer.Option(None, help="ImageFolder root (root/<class>/*.png|jpg); "
-                                       "default: the toolkit's synthetic target domain."),
+                                       "default: the toolkit's synthetic target domain. Tabular: a "
+                                       "target CSV or sklearn:breast_cancer (default), sklearn:diabetes, "
+                                       "sklearn:wine."),
     image_size: int = typer.Option(_D["image_size"], help="Square input size in pixels."),
     epochs: int = typer.Option(_D["epochs"], help="Training epochs on the target domain."),
     data_fraction: float = typer.Option(_D["data_fraction"], help="Share of the target training set "
@@ -63,6 +74,23 @@ def train_and_export(
     req = {"max_latency_ms": max_latency_ms, "percentile": percentile,
            "min_throughput_per_s": min_throughput, "power_budget_w": power_budget_w,
            "items_per_day": items_per_day, "operating_hours_per_day": hours_per_day}
+    console = make_console(highlight=False)
+    if task == "tabular":
+        from hackforge_edge.recipes import train_tabular
+
+        tcfg = train_tabular.TabularConfig(
+            data=data or train_tabular.DEFAULT_DATA, source_data=source_data, target_column=target_column,
+            problem=problem, strategy=strategy or "bayesian", data_fraction=data_fraction, seed=seed,
+            cv_folds=cv_folds, profiles=tuple(profile), skip_profile=no_profile,
+            requirements={k: v for k, v in req.items() if v is not None}, requirements_file=requirements,
+            region=region, grid_intensity=grid_intensity, pue=pue, tdp_w=tdp_w, out=out, overwrite=overwrite)
+        _print_verdicts(console, train_tabular.run(tcfg, say=console.print))
+        return
+    if task != "image":
+        from hackforge_edge.errors import UsageError
+
+        raise UsageError(f"--task must be image or tabular, got {task!r}")
+    strategy = strategy or _D["strategy"]
     cfg = TrainExportConfig(
         model=model, strategy=strategy, data=data, image_size=image_size, epochs=epochs,
         data_fraction=data_fraction, seed=seed, weights=weights, device=device, lr=lr,
@@ -75,8 +103,10 @@ def train_and_export(
         requirements_file=requirements, tdp_w=tdp_w, out=out, overwrite=overwrite,
         progress=not quiet,
     )
-    console = make_console(highlight=False)
-    out_dir = pipeline.run(cfg, say=console.print)
+    _print_verdicts(console, pipeline.run(cfg, say=console.print))
+
+
+def _print_verdicts(console, out_dir) -> None:
     feasibility = out_dir / "feasibility.json"
     if feasibility.is_file():
         from hackforge_edge.bundle import read_json

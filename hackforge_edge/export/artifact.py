@@ -24,7 +24,7 @@ class ExportInfo(_Strict):
     """export.onnx_export.ExportResult as written."""
 
     path: str
-    exporter: str = Field(description="dynamo | legacy")
+    exporter: str = Field(description="dynamo | legacy | skl2onnx")
     fallback_reason: Optional[str] = None
     opset: int
     file_size_bytes: int
@@ -34,7 +34,7 @@ class ExportInfo(_Strict):
     output_names: list[str]
     dynamic_axes: dict[str, dict[str, str]]
     export_input_shapes: Shapes
-    torch_version: str
+    torch_version: Optional[str] = Field(default=None, description="null for scikit-learn models")
     onnx_version: str
     duration_s: float
     warnings: list[str] = Field(default_factory=list)

@@ -56,6 +56,7 @@ from hackforge_edge.serving.inputs import (
 )
 from hackforge_edge.serving.metrics import MetricsMiddleware, ServingMetrics
 from hackforge_edge.serving.providers import provider_options, resolve_providers
+from hackforge_edge.serving.tabular_inputs import TabularSpec, format_tabular, rows_to_batch
 from hackforge_edge.serving.settings import ServeSettings, load_settings
 
 log = logging.getLogger("hackforge_edge.serving")
@@ -90,12 +91,12 @@ class ModelHost:
         self.providers_requested = resolve_providers(settings.providers)
         self.labels = self._read_labels()
         pre = self.bundle.read_json_if_present(PREPROCESS) if self.bundle else None
+        kind = pre.get("kind", "image") if isinstance(pre, dict) else None
         try:
-            self.preprocess = ImagePreprocess.from_json(pre) if pre is not None else None
+            self.preprocess = ImagePreprocess.from_json(pre) if kind == "image" else None
+            self.tabular = TabularSpec.from_json(pre) if kind == "tabular" else None
         except (KeyError, TypeError, ValueError) as exc:
             raise BundleError(f"{self.bundle.path(PREPROCESS)}: invalid preprocessing ({exc})") from None
-        if self.preprocess is not None and self.preprocess.kind != "image":
-            self.preprocess = None  # only image preprocessing is understood by the server
         self.manifest = self.bundle.manifest if self.bundle else None  # typed Manifest or None
         self.sha256 = sha256_file(self.ref.onnx_path)
         self.name = (self.manifest.name if self.manifest else
@@ -212,8 +213,10 @@ class ModelHost:
             "outputs": [s.to_json() for s in self.outputs],
             "labels": self.labels if self.labels is not None else (
                 [str(i) for i in range(self._n_classes() or 0)]),
-            "preprocessing": self.preprocess.to_json() if self.preprocess else None,
-            "accepts": ["tensor", "binary-tensor"] + (["image"] if self.preprocess else []),
+            "preprocessing": (self.preprocess.to_json() if self.preprocess else
+                              self.tabular.to_json() if self.tabular else None),
+            "accepts": ["tensor", "binary-tensor"] + (["image"] if self.preprocess else [])
+                       + (["rows"] if self.tabular else []),
             "providers": {"in_use": self.session.get_providers() if self.session else [],
                           "requested": self.providers_requested},
             "manifest": self.manifest_summary(),
@@ -260,6 +263,14 @@ class ModelHost:
         feed = tensor_feed(payload, self.inputs, self.settings)
         outs, wait_s, run_s = self.run(feed)
         return self.format(outs), wait_s, run_s
+
+    def predict_rows(self, rows: Any) -> tuple[dict, float, float]:
+        if self.tabular is None:
+            raise RequestError('"rows" needs a tabular bundle (preprocess.json of kind "tabular")', 415,
+                               "rows_not_supported")
+        batch = rows_to_batch(rows, self.tabular, self.settings)
+        outs, wait_s, run_s = self.run({self.tabular.input_name: batch})
+        return format_tabular(outs, [s.name for s in self.outputs], self.tabular), wait_s, run_s
 
     def predict_binary(self, body: bytes, headers: Mapping[str, str]) -> tuple[dict, float, float]:
         feed = binary_feed(body, headers, self.inputs, self.settings)
@@ -491,6 +502,8 @@ def create_app(model_path: str | Path, *, providers: Sequence[str] | None = None
                                        413, "batch_too_large")
                 blobs = [decode_base64(x, i) for i, x in enumerate(images)]
                 result, wait_s, run_s = await run_in_threadpool(host.predict_images, blobs)
+            elif "rows" in payload:
+                result, wait_s, run_s = await run_in_threadpool(host.predict_rows, payload["rows"])
             else:
                 result, wait_s, run_s = await run_in_threadpool(host.predict_tensor, payload)
         else:

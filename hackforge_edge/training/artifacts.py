@@ -29,21 +29,35 @@ class ClassMetrics(BaseModel):
     support: int = Field(ge=0)
 
 
+class RegressionMetrics(BaseModel):
+    """Held-out quality of a regression model (tabular tasks); units of the target."""
+
+    model_config = ConfigDict(extra="forbid")
+    r2: float
+    rmse: float
+    mae: float
+
+
 class Metrics(Artifact):
     FILENAME: ClassVar[str] = "metrics.json"
     schema_version: Literal[1] = 1
 
-    n: int = Field(ge=0, description="test images evaluated")
-    accuracy: Rate
-    f1: Rate
-    sensitivity: Rate
-    specificity: Rate
-    roc_auc: Rate
-    confusion_matrix: list[list[int]] = Field(description="rows = true class, columns = predicted")
-    class_names: list[str]
-    per_class: dict[str, ClassMetrics]
+    n: int = Field(ge=0, description="test items evaluated (images, texts or table rows)")
+    problem: Literal["classification", "regression"] = "classification"
+    accuracy: Rate = None
+    f1: Rate = None
+    sensitivity: Rate = None
+    specificity: Rate = None
+    roc_auc: Rate = None
+    confusion_matrix: list[list[int]] = Field(default_factory=list,
+                                              description="rows = true class, columns = predicted")
+    class_names: list[str] = Field(default_factory=list)
+    per_class: dict[str, ClassMetrics] = Field(default_factory=dict)
     positive_class: Optional[str] = None
-    average: Literal["binary", "macro"]
+    average: Optional[Literal["binary", "macro"]] = None
+    regression: Optional[RegressionMetrics] = None
+    predictive: Optional[dict[str, Any]] = Field(
+        default=None, description="predictive uncertainty (Bayesian strategies): what and how")
     loss: Optional[float] = Field(default=None, description="mean cross-entropy, nats")
     eval_duration_s: Optional[float] = None
     split: str = "test"
