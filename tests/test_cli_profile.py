@@ -77,14 +77,15 @@ def test_profile_bundle_writes_report_and_report_regenerates(onnx_model, tmp_pat
 
 
 def test_profile_and_report_library_call(onnx_model, tmp_path):
+    from hackforge_edge.feasibility.requirements import Requirements
     from hackforge_edge.recipes.profile import profile_and_report
 
     b = tmp_path / "run"
     b.mkdir()
     (b / "model.onnx").write_bytes(onnx_model.read_bytes())
-    out = profile_and_report(b, ["nvidia-t4"], {"max_latency_ms": 100, "items_per_day": 500},
+    out = profile_and_report(b, ["nvidia-t4"], Requirements(max_latency_ms=100, items_per_day=500),
                              batch_sizes=(1,), runs=2, warmup=0)
-    assert out["feasibility"]["entries"] and set(out["paths"]) >= {"profile", "feasibility", "json", "md", "html"}
+    assert out.feasibility.entries and set(out.paths) >= {"profile", "feasibility", "json", "md", "html"}
     assert (b / "report.html").is_file() and (b / "figures" / "latency.png").is_file()
 
 
