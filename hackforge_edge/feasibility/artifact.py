@@ -194,7 +194,8 @@ class Feasibility(Artifact):
     (profile, mode, engine, precision), the best verdict per profile, and counts."""
 
     FILENAME: ClassVar[str] = "feasibility.json"
-    schema_version: Literal[1] = 1
+    # 2: typed entries and checks (version 1 was the untyped dict of hf-edge <= 0.1)
+    schema_version: Literal[2] = 2
     model: ModelInfo | None = None
     requirements: Requirements
     config: FeasibilityConfig

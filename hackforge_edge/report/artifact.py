@@ -52,7 +52,8 @@ class Report(Artifact):
     sections that the bundle has data for."""
 
     FILENAME: ClassVar[str] = "report.json"
-    schema_version: Literal[1] = 1
+    # 2: typed entries and checks (version 1 was the untyped dict of hf-edge <= 0.1)
+    schema_version: Literal[2] = 2
     generated_at: str | None = None
     bundle: str | None = Field(None, description="the bundle directory the report was built from")
     title: str
