@@ -140,3 +140,26 @@ def test_a_file_of_another_shape_is_refused(bundle_dir, tmp_path):
     (tmp_path / "feasibility.json").write_text(json.dumps(feas))
     with pytest.raises(BundleError, match="feasibility.json.*Feasibility schema"):
         build_report(tmp_path)
+
+
+@pytest.mark.parametrize("cls_path", ["hackforge_edge.profiling.artifact:Profile",
+                                      "hackforge_edge.feasibility.artifact:Feasibility",
+                                      "hackforge_edge.report.artifact:Report"])
+def test_bundle_files_match_their_published_schema(bundle_dir, cls_path):
+    import importlib
+
+    module, _, name = cls_path.partition(":")
+    cls = getattr(importlib.import_module(module), name)
+    if cls is Report:    # the bundle holds no report (profiled with report=False): assemble one
+        inputs = read_report_inputs(bundle_dir)
+        data = json.loads(json.dumps(assemble(inputs, inputs.feasibility).to_json()))
+    else:
+        data = json.loads((bundle_dir / cls.FILENAME).read_text())
+    assert cls.from_json(data).to_json() == data                      # reads back unchanged
+    jsonschema = pytest.importorskip("jsonschema")
+    schema = cls.model_json_schema(mode="serialization")
+    assert schema["additionalProperties"] is False
+    jsonschema.validate(data, {"$schema": "https://json-schema.org/draft/2020-12/schema", **schema})
+    data["schema_version"] = 99
+    with pytest.raises(BundleError, match=f"{cls.FILENAME}: schema version 99 is not supported"):
+        cls.from_json(data, source=cls.FILENAME)
