@@ -8,12 +8,27 @@ from hackforge_edge.energy.carbon import resolve_grid
 from hackforge_edge.feasibility.artifact import Feasibility
 from hackforge_edge.feasibility.requirements import Requirements
 from hackforge_edge.feasibility.verdict import FAIL, MARGINAL, PASS, FeasibilityConfig, evaluate
-from hackforge_edge.profiling.artifact import (Band, BatchMeasurement, CalibrationInfo, Efficiencies,
-                                               EnergyEstimate, LatencyBreakdown, LatencyStats,
-                                               LocalMeasurement, Measured, MeasuredEnergy,
-                                               MemoryBreakdown, MemoryMeasurement, ModelInfo,
-                                               PowerEstimate, Profile, ProjectionRecord, Roofs,
-                                               StaticRecord, StaticTotals)
+from hackforge_edge.profiling.artifact import (
+    Band,
+    BatchMeasurement,
+    CalibrationInfo,
+    Efficiencies,
+    EnergyEstimate,
+    LatencyBreakdown,
+    LatencyStats,
+    LocalMeasurement,
+    Measured,
+    MeasuredEnergy,
+    MemoryBreakdown,
+    MemoryMeasurement,
+    ModelInfo,
+    PowerEstimate,
+    Profile,
+    ProjectionRecord,
+    Roofs,
+    StaticRecord,
+    StaticTotals,
+)
 from hackforge_edge.profiling.hardware import PowerMode, load_profile
 
 GIB = 2**30

@@ -6,8 +6,7 @@ import math
 from dataclasses import dataclass, field
 
 from hackforge_edge.energy.meter import J_PER_KWH
-from hackforge_edge.feasibility.artifact import (Co2PerYear, EnergyPerDay, EnergyPerYear, GridInfo,
-                                                 Workload)
+from hackforge_edge.feasibility.artifact import Co2PerYear, EnergyPerDay, EnergyPerYear, GridInfo, Workload
 from hackforge_edge.feasibility.config import FeasibilityConfig
 from hackforge_edge.feasibility.points import OperatingPoint
 from hackforge_edge.feasibility.requirements import Requirements

@@ -10,8 +10,15 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from hackforge_edge.feasibility.artifact import EnergyPerInference, PointKind
-from hackforge_edge.profiling.artifact import (Band, BatchMeasurement, CalibrationInfo, LocalMeasurement,
-                                               PowerEstimate, Profile, ProjectionRecord)
+from hackforge_edge.profiling.artifact import (
+    Band,
+    BatchMeasurement,
+    CalibrationInfo,
+    LocalMeasurement,
+    PowerEstimate,
+    Profile,
+    ProjectionRecord,
+)
 from hackforge_edge.profiling.hardware import HardwareProfile
 
 MEASURED_PROFILE = "this-machine"

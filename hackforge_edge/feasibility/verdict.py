@@ -21,8 +21,15 @@ from __future__ import annotations
 from typing import Union
 
 from hackforge_edge.energy.carbon import GridSpec
-from hackforge_edge.feasibility.artifact import (BatchVerdict, BestPoint, Checks, Entry, Feasibility,
-                                                 GridInfo, ProfileSummary)
+from hackforge_edge.feasibility.artifact import (
+    BatchVerdict,
+    BestPoint,
+    Checks,
+    Entry,
+    Feasibility,
+    GridInfo,
+    ProfileSummary,
+)
 from hackforge_edge.feasibility.checks import FAIL, MARGINAL, PASS, RANK, check_all, worst
 from hackforge_edge.feasibility.config import FeasibilityConfig
 from hackforge_edge.feasibility.energy import ENERGY_INCLUDED, workload_and_energy

@@ -7,8 +7,14 @@ from pathlib import Path
 from typing import Callable, Mapping, Sequence
 
 from hackforge_edge.errors import ProfileError
-from hackforge_edge.profiling.artifact import (LocalMeasurement, ModelInfo, Profile, ProjectionRecord,
-                                               SkippedProjection, StaticRecord)
+from hackforge_edge.profiling.artifact import (
+    LocalMeasurement,
+    ModelInfo,
+    Profile,
+    ProjectionRecord,
+    SkippedProjection,
+    StaticRecord,
+)
 
 
 def model_info(onnx_path) -> ModelInfo:
@@ -25,7 +31,7 @@ def model_info(onnx_path) -> ModelInfo:
         from onnx import helper
         try:
             dtype = str(helper.tensor_dtype_to_np_dtype(tt.elem_type))
-        except Exception:  # undefined / sequence types
+        except KeyError:  # undefined / sequence types have no numpy dtype
             dtype = str(tt.elem_type)
         return {"name": vi.name, "shape": dims, "dtype": dtype}
 

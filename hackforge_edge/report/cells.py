@@ -68,7 +68,7 @@ def table(title: str, columns: Sequence[str], rows: list[list[Cell]], notes: Ite
     """A titled table; ``methods`` collects, per column, the distinct methods of its cells."""
     methods: dict[str, list[str]] = {}
     for row in rows:
-        for col, c in zip(columns, row):
+        for col, c in zip(columns, row, strict=True):
             if c.method:
                 seen = methods.setdefault(col, [])
                 if c.method not in seen:

@@ -65,7 +65,7 @@ def latency_figure(feasibility: Feasibility, profile: Profile) -> bytes | None:
         return None
     fig, ax = _new_figure(len(rows))
     ys = list(range(len(rows)))[::-1]
-    for y, (_, v, lo, hi, colour, marker) in zip(ys, rows):
+    for y, (_, v, lo, hi, colour, marker) in zip(ys, rows, strict=True):
         ax.errorbar([v], [y], xerr=[[max(v - lo, 0)], [max(hi - v, 0)]], fmt=marker, color=colour,
                     ecolor=colour, capsize=4, markersize=6, lw=1.5)
     ax.set_yticks(ys)
@@ -117,7 +117,7 @@ def energy_figure(feasibility: Feasibility, profile: Profile) -> bytes | None:
     pos = [r[2] for r in rows if r[2] and r[2] > 0] + [r[3] for r in rows if r[3] and r[3] > 0]
     if pos and max(pos) / min(pos) > 30:
         ax.set_xscale("log")
-    for y, r in zip(ys, rows):
+    for y, r in zip(ys, rows, strict=True):
         ax.text(r[3], y, f"  {r[1]:.3g} J", va="center", fontsize=7)
     ax.set_xlabel("energy per inference (J); bar = band")
     ax.set_title("Energy per inference (estimated from power x latency unless labelled measured)", fontsize=10)
@@ -146,9 +146,9 @@ def memory_figure(feasibility: Feasibility, profile: Profile) -> bytes | None:
     ax.barh([y + 0.2 for y in ys], caps, height=0.38, color="#b0bec5", label="capacity")
     ax.barh([y - 0.2 for y in ys], reqs, height=0.38, color=[seen[k][2] for k in labels],
             label="required (colour = memory verdict)")
-    for y, c in zip(ys, caps):
+    for y, c in zip(ys, caps, strict=True):
         ax.plot([c * (1 - headroom)] * 2, [y - 0.45, y + 0.45], color="#37474f", ls=":", lw=1.2)
-    for y, r in zip(ys, reqs):
+    for y, r in zip(ys, reqs, strict=True):
         ax.text(r, y - 0.2, f"  {r * 1024:.0f} MiB" if r < 1 else f"  {r:.2f} GiB", va="center", fontsize=7)
     ax.plot([], [], color="#37474f", ls=":", label=f"usable after {headroom:.0%} headroom")
     ax.set_yticks(ys)
