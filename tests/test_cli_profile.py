@@ -74,6 +74,14 @@ def test_profile_bundle_writes_report_and_report_regenerates(onnx_model, tmp_pat
     assert r.exit_code == 0, _out(r)
     html = (b / "report.html").read_text()
     assert "data:image/png;base64," in html and "Model quality" in html
+    # new requirements: the stored profile is judged again (no re-measurement), then reported
+    (tmp_path / "req.yaml").write_text("max_latency_ms: 0.000001\n")
+    r = invoke("report", b, "--requirements", tmp_path / "req.yaml")
+    assert r.exit_code == 0, _out(r)
+    from hackforge_edge.feasibility.artifact import Feasibility
+    feas = Feasibility.read(b)
+    assert feas.requirements.max_latency_ms == 1e-6 and {e.verdict for e in feas.entries} == {"FAIL"}
+    assert "FAIL" in (b / "report.md").read_text()
 
 
 def test_profile_and_report_library_call(onnx_model, tmp_path):

@@ -48,12 +48,12 @@ def _rebuild(bundle_dir: Path, compare: list[Path] | None, requirements_file: Pa
         req = load_requirements(requirements_file)
         grid = resolve_grid(req.region, req.grid_intensity_g_per_kwh, req.pue)
         feasibility = evaluate(inputs.profile, req, grid)
-        feasibility.write(bundle_dir)
+        feasibility.write(bundle_dir)     # the report below reads this verdict, nothing else
     rows = None
     if compare:
         from hackforge_edge.energy.compare import compare_bundles
         rows = compare_bundles([bundle_dir, *compare])
-    paths = build_report(bundle_dir, profile=inputs.profile, feasibility=feasibility,
-                         comparison_rows=rows, say=lambda m: typer.echo(m, err=True))
+    paths = build_report(bundle_dir, inputs=inputs, feasibility=feasibility, comparison_rows=rows,
+                         say=lambda m: typer.echo(m, err=True))
     refresh_manifest(bundle_dir, command="hf-edge report")
     return paths

@@ -14,6 +14,7 @@ the ONNX graph.
 from __future__ import annotations
 
 import os
+from dataclasses import replace
 from pathlib import Path
 from typing import Any, Mapping, Sequence
 
@@ -64,19 +65,24 @@ def assemble(inputs: ReportInputs, feasibility: Feasibility, *,
 def build_report(bundle_dir: str | os.PathLike, *, profile: Profile | None = None,
                  feasibility: Feasibility | None = None,
                  comparison_rows: Sequence[Mapping[str, Any]] | None = None,
-                 out_dir: str | os.PathLike | None = None, say=None) -> dict[str, Path]:
+                 out_dir: str | os.PathLike | None = None, inputs: ReportInputs | None = None,
+                 say=None) -> dict[str, Path]:
     """Write report.json, report.md, report.html and figures/*.png; return their paths.
 
     ``profile`` / ``feasibility`` default to the bundle's profile.json / feasibility.json;
     ``out_dir`` defaults to the bundle. Other parts (metrics, training carbon, export
-    validation, manifest) are read from the bundle when present. Without matplotlib the report
-    is written without figures and ``say`` (default: stderr) gets one line naming the extra.
+    validation, manifest) are read from the bundle when present, unless ``inputs`` (already
+    read) is given. Without matplotlib the report is written without figures and ``say``
+    (default: stderr) gets one line naming the extra.
     """
     from hackforge_edge.report.figures import make_figures
 
     d = Path(bundle_dir)
     out = Path(out_dir) if out_dir is not None else d
-    inputs = read_report_inputs(d, profile=profile, feasibility=feasibility)
+    if inputs is None:
+        inputs = read_report_inputs(d, profile=profile, feasibility=feasibility)
+    elif feasibility is not None:
+        inputs = replace(inputs, feasibility=feasibility)
     if inputs.feasibility is None:
         raise BundleError(f"{d}: no {Feasibility.FILENAME} in the bundle; run `hf-edge profile {d}` first")
     pngs, note = make_figures(inputs.feasibility, inputs.profile)
