@@ -84,18 +84,28 @@ def test_profile_bundle_writes_report_and_report_regenerates(onnx_model, tmp_pat
     assert r.exit_code == 0, _out(r)
     html = (b / "report.html").read_text()
     assert "data:image/png;base64," in html and "Model quality" in html
+    # new requirements: the stored profile is judged again (no re-measurement), then reported
+    (b / "metrics.json").write_text((b / "metrics.json").read_text()[:-1])   # the file as recorded
+    (tmp_path / "req.yaml").write_text("max_latency_ms: 0.000001\n")
+    r = invoke("report", b, "--requirements", tmp_path / "req.yaml")
+    assert r.exit_code == 0, _out(r)
+    from hackforge_edge.feasibility.artifact import Feasibility
+    feas = Feasibility.read(b)
+    assert feas.requirements.max_latency_ms == 1e-6 and {e.verdict for e in feas.entries} == {"FAIL"}
+    assert "FAIL" in (b / "report.md").read_text()
 
 
 def test_profile_and_report_library_call(onnx_model, tmp_path):
+    from hackforge_edge.feasibility.requirements import Requirements
     from hackforge_edge.recipes.profile import profile_and_report
 
     b = tmp_path / "run"
     b.mkdir()
     (b / "model.onnx").write_bytes(onnx_model.read_bytes())
     fx.finish(b)
-    out = profile_and_report(b, ["nvidia-t4"], {"max_latency_ms": 100, "items_per_day": 500},
+    out = profile_and_report(b, ["nvidia-t4"], Requirements(max_latency_ms=100, items_per_day=500),
                              batch_sizes=(1,), runs=2, warmup=0)
-    assert out["feasibility"]["entries"] and set(out["paths"]) >= {"profile", "feasibility", "json", "md", "html"}
+    assert out.feasibility.entries and set(out.paths) >= {"profile", "feasibility", "json", "md", "html"}
     assert (b / "report.html").is_file() and (b / "figures" / "latency.png").is_file()
 
 

@@ -108,19 +108,22 @@ def test_power_modes_and_precisions(small_cnn):
 
 def test_profile_model_assembles_profile_json(small_cnn, monkeypatch, tmp_path):
     from hackforge_edge.profiling import profile_model
+    from hackforge_edge.profiling.artifact import Profile
 
     monkeypatch.setenv("HF_EDGE_CACHE", str(tmp_path))
     out = profile_model(small_cnn, ["local", "nvidia-t4", "jetson-nano"], batch_sizes=(1, 2),
                         precisions=("fp32", "int8"), runs=2, warmup=1)
-    json.dumps(out, allow_nan=False)
-    assert set(out) >= {"schema_version", "model", "static", "local", "projections", "skipped", "profiles"}
-    assert set(out["static"]) == {"1", "2"} and out["local"]["kind"] == "measured"
-    assert out["model"]["inputs"][0]["name"] == "x"
-    keys = {(p["profile"], p["precision"], p["batch"]) for p in out["projections"]}
+    assert isinstance(out, Profile)
+    data = out.to_json()
+    json.dumps(data, allow_nan=False)
+    assert Profile.from_json(json.loads(json.dumps(data))) == out       # the file round-trips
+    assert set(out.static) == {"1", "2"} and out.local is not None and out.local.kind == "measured"
+    assert out.model.inputs[0].name == "x"
+    keys = {(p.profile, p.precision, p.batch) for p in out.projections}
     assert ("nvidia-t4", "int8", 2) in keys and ("jetson-nano", "int8", 1) not in keys
-    assert any(s["profile"] == "jetson-nano" and s["precision"] == "int8" for s in out["skipped"])
-    for p in out["projections"]:
-        assert p["kind"] == "projected" and p["default_mode"] is True
-    assert out["profiles"]["nvidia-t4"]["sources"]
+    assert any(s.profile == "jetson-nano" and s.precision == "int8" for s in out.skipped)
+    for p in out.projections:
+        assert p.kind == "projected" and p.default_mode is True
+    assert out.profiles["nvidia-t4"].sources
     with pytest.raises(ProfileError):
         profile_model(small_cnn, ["nope"], batch_sizes=(1,), measure_local=False)

@@ -30,15 +30,17 @@ def benchmark(
     from hackforge_edge.bundle import atomic_write_json, open_model
     from hackforge_edge.profiling.measure import measure
 
+    from hackforge_edge.cli._options import parse_batch_sizes, parse_input_shapes
+
     ref = open_model(model, allow_incomplete=allow_incomplete)
-    from hackforge_edge.recipes.profile import parse_batch_sizes
 
     sizes = parse_batch_sizes(batch_sizes)
+    shapes = parse_input_shapes(input_shape)
     meter = _meter()
     if seq_len is None and ref.bundle_dir is not None:
         seq_len = _bundle_seq_len(ref)
     m = measure(ref.onnx_path, batch_sizes=sizes, runs=runs, warmup=warmup, seq_len=seq_len,
-                input_shapes=input_shape, threads=threads, meter=meter)
+                input_shapes=shapes, threads=threads, meter=meter)
     table = Table(title=f"{ref.onnx_path} on this machine ({', '.join(m.providers)}, "
                         f"onnxruntime {m.onnxruntime_version})")
     for col in ("batch", "runs", "p50 ms", "p95 ms", "p99 ms", "mean ms", "samples/s",

@@ -32,7 +32,7 @@ def calibrate(
     from hackforge_edge.cli._console import make_console
     from rich.table import Table
 
-    from hackforge_edge.recipes.profile import parse_batch_sizes
+    from hackforge_edge.cli._options import parse_batch_sizes
     from hackforge_edge.profiling import calibrate as cal_mod
 
     if measured is not None:

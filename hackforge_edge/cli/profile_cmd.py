@@ -3,11 +3,14 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import List, Optional
+from typing import TYPE_CHECKING, List, Optional
 
 import typer
 
 from hackforge_edge.recipes.profile import DEFAULT_PROFILES
+
+if TYPE_CHECKING:  # pragma: no cover
+    from hackforge_edge.feasibility.artifact import Feasibility
 
 
 def profile(
@@ -45,9 +48,10 @@ def profile(
                                           "manifest, with a warning (default: refuse it)."),
 ) -> None:
     """Profile MODEL_OR_BUNDLE on hardware profiles and judge it against requirements."""
+    from hackforge_edge.cli._options import parse_batch_sizes, parse_input_shapes
     from hackforge_edge.errors import HFEdgeError
-    from hackforge_edge.recipes.profile import parse_input_shapes, run_profile
     from hackforge_edge.feasibility.requirements import load_requirements
+    from hackforge_edge.recipes.profile import run_profile
 
     try:
         req = load_requirements(
@@ -57,7 +61,7 @@ def profile(
             operating_hours_per_day=hours_per_day, region=region,
             grid_intensity_g_per_kwh=grid_intensity, pue=pue)
         result = run_profile(target, profiles or list(DEFAULT_PROFILES), req, out=out, report=report,
-                             batch_sizes=batch_sizes, seq_len=seq_len,
+                             batch_sizes=parse_batch_sizes(batch_sizes), seq_len=seq_len,
                              input_shapes=parse_input_shapes(input_shape), runs=runs, warmup=warmup,
                              all_modes=all_modes, allow_incomplete=allow_incomplete)
     except HFEdgeError as exc:
@@ -67,7 +71,7 @@ def profile(
 
     if as_json:
         from hackforge_edge.bundle import dumps_json
-        typer.echo(dumps_json(result.feasibility), nl=False)
+        typer.echo(dumps_json(result.feasibility.to_json()), nl=False)
         return
     from hackforge_edge.cli._console import make_console
 
@@ -78,37 +82,34 @@ def profile(
             console.print(f"wrote {path}")
 
 
-def verdict_table(feasibility: dict):
+def verdict_table(feasibility: "Feasibility"):
     """A Rich table of the verdicts, one row per (profile, mode, engine, precision)."""
     from rich.table import Table
 
-    from hackforge_edge.report.build import fmt, fmt_bytes
+    from hackforge_edge.report.cells import fmt, fmt_bytes
 
     colours = {"PASS": "green", "MARGINAL": "yellow", "FAIL": "red"}
-    req = feasibility.get("requirements") or {}
-    grid = feasibility.get("grid") or {}
     t = Table(title="Feasibility: latency, items/s, memory projected (this-machine: measured); "
                     "energy and CO2 estimated")
     for col in ("target / mode", "batch", "verdict", "latency ms (band)", "items/s", "memory req/cap",
                 "J/inf", "devices", "kWh/yr", "kg CO2/yr"):
         t.add_column(col, justify="left" if col in ("target / mode", "verdict", "latency ms (band)", "memory req/cap")
                      else "right", no_wrap=col in ("verdict", "batch"))
-    for e in feasibility.get("entries", []):
-        lat = e.get("latency_ms") or {}
-        wl = e.get("workload") or {}
-        co2 = e.get("co2_kg_per_year") or {}
-        v = e.get("verdict")
-        band = (f" ({fmt(lat.get('low'))}-{fmt(lat.get('high'))})"
-                if isinstance(lat, dict) and lat.get("low") != lat.get("high") else "")
+    for e in feasibility.entries:
+        lat = e.latency_ms
+        band = f" ({fmt(lat.low)}-{fmt(lat.high)})" if lat is not None and lat.low != lat.high else ""
+        devices = e.workload.devices_needed if e.workload is not None else None
         t.add_row(
-            f"{e.get('profile')} {e.get('mode') or ''}".strip(), str(e.get("batch")),
-            f"[{colours.get(v, 'white')}]{v}[/]", f"{fmt(lat)}{band}", fmt(e.get("throughput_per_s")),
-            f"{fmt_bytes(e.get('memory_required_bytes'))} / {fmt_bytes(e.get('memory_capacity_bytes'))}",
-            fmt(e.get("energy_per_inference_j")), str(wl.get("devices_needed", "-") if wl else "-"),
-            fmt(e.get("energy_per_year_kwh")) if e.get("energy_per_year_kwh") else "-",
-            fmt(co2) if co2 else "-")
-    reqs = ", ".join(f"{k}={v}" for k, v in req.items() if v is not None)
-    t.caption = (f"requirements: {reqs or 'none'}; margin {feasibility.get('config', {}).get('marginal_margin')}; "
-                 f"grid {grid.get('region')} {grid.get('intensity_g_per_kwh')} g/kWh PUE {grid.get('pue')}; "
-                 "reasons in feasibility.json")
+            f"{e.profile} {e.mode}".strip(), str(e.batch),
+            f"[{colours[e.verdict]}]{e.verdict}[/]", f"{fmt(lat.value if lat else None)}{band}",
+            fmt(e.throughput_per_s),
+            f"{fmt_bytes(e.memory_required_bytes)} / {fmt_bytes(e.memory_capacity_bytes)}",
+            fmt(e.energy_per_inference_j.value), "-" if devices is None else str(devices),
+            fmt(e.energy_per_year_kwh.value) if e.energy_per_year_kwh else "-",
+            fmt(e.co2_kg_per_year.value) if e.co2_kg_per_year else "-")
+    req = feasibility.requirements.model_dump(exclude_none=True)
+    grid = feasibility.grid
+    grid_text = f"{grid.region} {grid.intensity_g_per_kwh:g} g/kWh PUE {grid.pue:g}" if grid else "none"
+    t.caption = (f"requirements: {', '.join(f'{k}={v}' for k, v in req.items()) or 'none'}; "
+                 f"margin {feasibility.config.marginal_margin}; grid {grid_text}; reasons in feasibility.json")
     return t

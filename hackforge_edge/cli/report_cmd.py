@@ -20,35 +20,10 @@ def report(
                                           "manifest, with a warning (default: refuse it)."),
 ) -> None:
     """Rebuild the feasibility report from what the bundle holds (no re-measurement)."""
-    from hackforge_edge.bundle import Bundle, atomic_write_json
     from hackforge_edge.errors import HFEdgeError
 
     try:
-        from hackforge_edge.report.build import FEASIBILITY_JSON, build_report, load_bundle_parts
-
-        # verified before any work; what this command rewrites need not match (it is replaced)
-        rewrites = ["report.*", "figures/*"] + ([FEASIBILITY_JSON] if requirements_file else [])
-        opened = Bundle.open(bundle_dir, allow_incomplete=allow_incomplete, rewrites=rewrites)
-        rewritten = []
-        parts = load_bundle_parts(bundle_dir)
-        feasibility = parts["feasibility"]
-        if feasibility is None or requirements_file is not None:
-            # no verdict yet (or new requirements): judge the stored profile.json again, purely
-            from hackforge_edge.energy.carbon import resolve_grid
-            from hackforge_edge.feasibility.verdict import evaluate
-            from hackforge_edge.feasibility.requirements import load_requirements
-
-            req = load_requirements(requirements_file)
-            grid = resolve_grid(req.region, req.grid_intensity_g_per_kwh, req.pue)
-            feasibility = evaluate(parts["profile"], req, grid)
-            rewritten.append(atomic_write_json(bundle_dir / FEASIBILITY_JSON, feasibility))
-        rows = None
-        if compare:
-            from hackforge_edge.energy.compare import compare_bundles
-            rows = compare_bundles([bundle_dir, *compare], allow_incomplete=allow_incomplete)
-        paths = build_report(bundle_dir, profile=parts["profile"], feasibility=feasibility,
-                             comparison_rows=rows)
-        opened.refresh_manifest(command="hf-edge report", rewritten=[*rewritten, *paths.values()])
+        paths = _rebuild(bundle_dir, compare, requirements_file, allow_incomplete)
     except HFEdgeError as exc:
         typer.echo(f"error: {exc}", err=True)
         raise typer.Exit(exc.exit_code) from None
@@ -57,3 +32,36 @@ def report(
     figs = sorted(str(p) for k, p in paths.items() if k.startswith("figure_"))
     if figs:
         typer.echo(f"figures: {', '.join(figs)}")
+
+
+def _rebuild(bundle_dir: Path, compare: list[Path] | None, requirements_file: Path | None,
+             allow_incomplete: bool) -> dict:
+    """profile.json -> (feasibility.json, judged again when asked or missing) -> report."""
+    from hackforge_edge.bundle import Bundle
+    from hackforge_edge.report.build import build_report
+    from hackforge_edge.report.inputs import read_report_inputs
+
+    # verified before any work; what this command rewrites need not match (it is replaced)
+    rewrites = ["report.*", "figures/*"] + (["feasibility.json"] if requirements_file else [])
+    opened = Bundle.open(bundle_dir, allow_incomplete=allow_incomplete, rewrites=rewrites)
+    inputs = read_report_inputs(bundle_dir)
+    feasibility = inputs.feasibility
+    rewritten = []
+    if feasibility is None or requirements_file is not None:
+        # no verdict yet (or new requirements): judge the stored profile again, purely
+        from hackforge_edge.energy.carbon import resolve_grid
+        from hackforge_edge.feasibility.requirements import load_requirements
+        from hackforge_edge.feasibility.verdict import evaluate
+
+        req = load_requirements(requirements_file)
+        grid = resolve_grid(req.region, req.grid_intensity_g_per_kwh, req.pue)
+        feasibility = evaluate(inputs.profile, req, grid)
+        rewritten.append(feasibility.write(bundle_dir))   # the report below reads this verdict
+    rows = None
+    if compare:
+        from hackforge_edge.energy.compare import compare_bundles
+        rows = compare_bundles([bundle_dir, *compare], allow_incomplete=allow_incomplete)
+    paths = build_report(bundle_dir, inputs=inputs, feasibility=feasibility, comparison_rows=rows,
+                         say=lambda m: typer.echo(m, err=True))
+    opened.refresh_manifest(command="hf-edge report", rewritten=[*rewritten, *paths.values()])
+    return paths

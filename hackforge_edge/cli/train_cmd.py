@@ -109,7 +109,7 @@ def train_and_export(
 def _print_verdicts(console, out_dir) -> None:
     feasibility = out_dir / "feasibility.json"
     if feasibility.is_file():
-        from hackforge_edge.bundle import read_json
         from hackforge_edge.cli.profile_cmd import verdict_table
+        from hackforge_edge.feasibility.artifact import Feasibility
 
-        console.print(verdict_table(read_json(feasibility)))
+        console.print(verdict_table(Feasibility.read(feasibility)))

@@ -1,17 +1,23 @@
-"""``profile_model``: static analysis + local measurement + projections -> profile.json content."""
+"""``profile_model``: static analysis + local measurement + projections -> a :class:`Profile`."""
 
 from __future__ import annotations
 
 import os
 from pathlib import Path
-from typing import Any
+from typing import Callable, Mapping, Sequence
 
 from hackforge_edge.errors import ProfileError
+from hackforge_edge.profiling.artifact import (
+    LocalMeasurement,
+    ModelInfo,
+    Profile,
+    ProjectionRecord,
+    SkippedProjection,
+    StaticRecord,
+)
 
-SCHEMA_VERSION = 1
 
-
-def model_info(onnx_path) -> dict[str, Any]:
+def model_info(onnx_path) -> ModelInfo:
     """File size (incl. external data), opset, producer and the declared inputs/outputs."""
     from hackforge_edge.profiling.static import _opset, graph_inputs, load_onnx
 
@@ -25,7 +31,7 @@ def model_info(onnx_path) -> dict[str, Any]:
         from onnx import helper
         try:
             dtype = str(helper.tensor_dtype_to_np_dtype(tt.elem_type))
-        except Exception:  # undefined / sequence types
+        except KeyError:  # undefined / sequence types have no numpy dtype
             dtype = str(tt.elem_type)
         return {"name": vi.name, "shape": dims, "dtype": dtype}
 
@@ -36,69 +42,77 @@ def model_info(onnx_path) -> dict[str, Any]:
                 external.add(kv.value)
     size = path.stat().st_size + sum((path.parent / f).stat().st_size for f in external
                                      if (path.parent / f).is_file())
-    return {"path": str(path), "bytes": int(size), "external_data": sorted(external),
-            "opset": _opset(model), "producer": f"{model.producer_name} {model.producer_version}".strip(),
-            "inputs": [_io(i) for i in graph_inputs(model)],
-            "outputs": [_io(o) for o in model.graph.output]}
+    return ModelInfo.model_validate({
+        "path": str(path), "bytes": int(size), "external_data": sorted(external),
+        "opset": _opset(model), "producer": f"{model.producer_name} {model.producer_version}".strip(),
+        "inputs": [_io(i) for i in graph_inputs(model)],
+        "outputs": [_io(o) for o in model.graph.output]})
 
 
-def profile_model(onnx_path: str | os.PathLike, profiles: list[str], *,
-                  batch_sizes=(1, 4, 8), seq_len: int | None = None, input_shapes=None,
-                  meter=None, precisions=("fp32",), all_modes: bool = False,
+def profile_model(onnx_path: str | os.PathLike, profiles: Sequence[str], *,
+                  batch_sizes: Sequence[int] = (1, 4, 8), seq_len: int | None = None,
+                  input_shapes: Mapping[str, Sequence[int]] | None = None, meter=None,
+                  precisions: Sequence[str] = ("fp32",), all_modes: bool = False,
                   measure_local: bool = True, runs: int | None = None,
-                  warmup: int | None = None, progress=None) -> dict:
-    """Everything profile.json holds (schema in :mod:`hackforge_edge.profiling`).
+                  warmup: int | None = None, progress: Callable[[str], None] | None = None) -> Profile:
+    """Static analysis at each batch size, the local measurement, and a projection per
+    (hardware profile, power mode, precision, batch): the content of profile.json.
 
     Projections use each profile's stored calibration when there is one (see
     :func:`~hackforge_edge.profiling.calibrate.load_calibration`), else its priors. A target
     that cannot run a precision is listed under ``skipped`` with the reason.
     """
     from hackforge_edge.bundle import utc_now
-    from hackforge_edge.profiling.calibrate import load_calibration
     from hackforge_edge.profiling.hardware import load_profile
     from hackforge_edge.profiling.measure import measure
-    from hackforge_edge.profiling.project import project
     from hackforge_edge.profiling.static import analyze
 
     say = progress or (lambda msg: None)
     batch_sizes = sorted({int(b) for b in batch_sizes})
+    shapes = {k: list(v) for k, v in input_shapes.items()} if input_shapes else None
     loaded = [load_profile(p) for p in profiles]          # fail early on a bad name
     info = model_info(onnx_path)
     statics = {}
     for b in batch_sizes:
         say(f"static analysis at batch {b}")
-        statics[b] = analyze(onnx_path, batch=b, seq_len=seq_len, input_shapes=input_shapes)
+        statics[b] = analyze(onnx_path, batch=b, seq_len=seq_len, input_shapes=shapes)
     local = None
     if measure_local:
         say("measuring on this machine")
         local = measure(onnx_path, batch_sizes=batch_sizes, seq_len=seq_len,
-                        input_shapes=input_shapes, meter=meter,
+                        input_shapes=shapes, meter=meter,
                         runs=runs if runs is not None else 50,
                         warmup=warmup if warmup is not None else 2, max_seconds_per_batch=5.0)
+    projections, skipped = _project_all(statics, loaded, precisions, all_modes)
+    return Profile(
+        generated_at=utc_now(), model=info,
+        static={str(b): StaticRecord.model_validate(s.to_json()) for b, s in statics.items()},
+        local=LocalMeasurement.model_validate(local.to_json()) if local is not None else None,
+        projections=projections, skipped=skipped,
+        profiles={p.name: p for p in loaded},
+    )
+
+
+def _project_all(statics: dict, loaded: list, precisions: Sequence[str],
+                 all_modes: bool) -> tuple[list[ProjectionRecord], list[SkippedProjection]]:
+    """Every (profile, mode, precision, batch) projection; the impossible ones as skipped."""
+    from hackforge_edge.profiling.calibrate import load_calibration
+    from hackforge_edge.profiling.project import project
+
     projections, skipped = [], []
     for prof in loaded:
         cal = load_calibration(prof)
         modes = [m.name for m in prof.power_modes] if all_modes else [prof.default_mode]
         for mode in modes:
             for precision in precisions:
-                for b in batch_sizes:
+                for b, static in statics.items():
                     try:
-                        pj = project(statics[b], prof, mode=mode, precision=precision,
+                        pj = project(static, prof, mode=mode, precision=precision,
                                      batch=b, calibration=cal)
                     except ProfileError as exc:
-                        skipped.append({"profile": prof.name, "mode": mode,
-                                        "precision": precision, "batch": b, "reason": str(exc)})
+                        skipped.append(SkippedProjection(profile=prof.name, mode=mode,
+                                                         precision=precision, batch=b, reason=str(exc)))
                         continue
-                    d = pj.to_json()
-                    d["default_mode"] = mode == prof.default_mode
-                    projections.append(d)
-    return {
-        "schema_version": SCHEMA_VERSION,
-        "generated_at": utc_now(),
-        "model": info,
-        "static": {str(b): s.to_json() for b, s in statics.items()},
-        "local": local.to_json() if local is not None else None,
-        "projections": projections,
-        "skipped": skipped,
-        "profiles": {p.name: p.to_json() for p in loaded},
-    }
+                    projections.append(ProjectionRecord.model_validate(
+                        {**pj.to_json(), "default_mode": mode == prof.default_mode}))
+    return projections, skipped

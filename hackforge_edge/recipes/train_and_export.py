@@ -106,7 +106,7 @@ def _check_inputs(cfg: TrainExportConfig) -> None:
                          f".pt/.pth file; {cfg.weights!r} is neither")
     StrategyOptions(lora_rank=cfg.lora_rank, lora_alpha=cfg.lora_alpha)  # validates its fields
     if not cfg.skip_profile:
-        from hackforge_edge.recipes.profile import check_profiles
+        from hackforge_edge.profiling.preflight import check_profiles
         from hackforge_edge.profiling import load_profile
 
         for name in check_profiles(list(cfg.profiles)):
@@ -252,7 +252,7 @@ def _execute(cfg, out: Path, started_at: str, req, grid, splits, say) -> Path:
             # this run's own bundle, not finished yet: nothing to verify, no manifest to refresh
             in_progress = bundle.ModelRef(out / bundle.MODEL, bundle.Bundle.in_progress(out))
             profile_result = run_profile(in_progress, cfg.profiles, req, meter=meter, report=False)
-        counts = profile_result.feasibility.get("counts", {})
+        counts = profile_result.feasibility.counts
         say("verdicts: " + ", ".join(f"{counts.get(k, 0)} {k}" for k in ("PASS", "MARGINAL", "FAIL")))
 
     one_off = (source_info or {}).get("pretrain_energy") if (source_info or {}).get("cache_hit") else None
