@@ -78,7 +78,7 @@ def run(cfg: TabularConfig, say: Callable[[str], None] = print) -> Path:
                             grid_intensity_g_per_kwh=cfg.grid_intensity, pue=cfg.pue, **cfg.requirements)
     grid = resolve_grid(req.region, req.grid_intensity_g_per_kwh, req.pue)
     if not cfg.skip_profile:
-        from hackforge_edge.recipes.profile import check_profiles
+        from hackforge_edge.profiling.preflight import check_profiles
 
         check_profiles(list(cfg.profiles))
     task = load_task(cfg.data, source_data=cfg.source_data, target_column=cfg.target_column,
