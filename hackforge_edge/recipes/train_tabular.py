@@ -114,7 +114,7 @@ def _execute(cfg: TabularConfig, task, out: Path, started_at: str, req, grid, sa
                                                                     task.test.X, task.problem))
     checked.write(out)
     say(f"export: skl2onnx, {info['node_count']} nodes; vs scikit-learn max abs diff "
-        f"{checked.worst_abs_diff:.2e} ({'within' if checked.passed else 'OUTSIDE'} atol {checked.atol})")
+        f"{checked.worst_abs_diff:.2e} ({'within' if checked.passed else 'OUTSIDE'} atol {checked.atol:g} + rtol {checked.rtol:g} x |value|)")
     if task.class_names:
         bundle.atomic_write_json(out / bundle.LABELS, list(task.class_names))
     bundle.atomic_write_json(out / bundle.PREPROCESS, feature_spec(task))
