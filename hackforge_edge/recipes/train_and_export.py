@@ -203,6 +203,7 @@ def _execute(cfg, out: Path, started_at: str, req, grid, splits, say) -> Path:
                 f"source test accuracy {source_info.get('source_test_accuracy')}")
     else:
         model = build()
+    base_sha256 = _base_sha256(model)  # merging: which starting weights this fine-tune left from
 
     model, params = apply_strategy(model, cfg.strategy, lora_rank=cfg.lora_rank,
                                    lora_alpha=cfg.lora_alpha, seed=cfg.seed)
@@ -227,6 +228,7 @@ def _execute(cfg, out: Path, started_at: str, req, grid, splits, say) -> Path:
         export_x = torch.from_numpy(split_to_nchw(splits.test, splits.preprocess, limit=2))
         export = exporters.export_onnx(folded, export_x, out / "model.onnx", input_names=["input"],
                                        output_names=["logits"])
+    _save_weights(folded, out)  # merging: the fine-tuned PyTorch weights (weights.safetensors)
     bundle.atomic_write_json(out / "labels.json", list(splits.class_names))
     bundle.atomic_write_json(out / "preprocess.json", splits.preprocess.to_json())
     say(f"export: {export.exporter} exporter, {export.node_count} nodes, "
@@ -274,7 +276,8 @@ def _execute(cfg, out: Path, started_at: str, req, grid, splits, say) -> Path:
         "exporter": export.exporter,
         "exporter_fallback_reason": export.fallback_reason,
         "params": params.to_json() if hasattr(params, "to_json") else asdict(params),
-        "weights": (getattr(model, "hf_edge_meta", {}) or {}).get("weights", {"kind": weights}),
+        "weights": {**(getattr(model, "hf_edge_meta", {}) or {}).get("weights", {"kind": weights}),
+                    **base_sha256},
         "source_model": source_info,
         "training": result.to_json(),
         "lr": lr,
@@ -282,6 +285,22 @@ def _execute(cfg, out: Path, started_at: str, req, grid, splits, say) -> Path:
     })
     say(f"done: {out / 'manifest.json'}")
     return out
+
+
+def _base_sha256(model) -> dict[str, str]:
+    """``base_sha256`` of the starting weights (every tensor but the fresh head) and its scope."""
+    from hackforge_edge.models.registry import head_module_name
+    from hackforge_edge.models.weights_hash import backbone_sha256
+
+    head = head_module_name(model)
+    return {"base_sha256": backbone_sha256(model.state_dict(), head),
+            "base_sha256_scope": f"state_dict without the head {head!r} (models.weights_hash)"}
+
+
+def _save_weights(folded, out: Path) -> None:
+    from hackforge_edge.models.weights_file import WEIGHTS, save_weights
+
+    save_weights(folded.state_dict(), out / WEIGHTS, metadata={"format": "pt", "folded": "true"})
 
 
 def _g(x: Any) -> str:
