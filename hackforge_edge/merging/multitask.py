@@ -97,13 +97,15 @@ def single_task_model(model_name: str, state: dict[str, "torch.Tensor"], num_cla
     return model.eval()
 
 
-def export_multi_head(model: "nn.Module", example: "torch.Tensor", path, validation_x):
+def export_multi_head(model: "nn.Module", example: "torch.Tensor", path, validation_x, *,
+                      exporter: str = "auto"):
     """Export ``model`` with one output per task and validate it against PyTorch at another
     batch size. Returns (ExportResult, validation dict)."""
     from hackforge_edge import export as exporters
 
     names = [output_name(t) for t in model.task_names]
-    export = exporters.export_onnx(model, example, path, input_names=["input"], output_names=names)
+    export = exporters.export_onnx(model, example, path, input_names=["input"], output_names=names,
+                                   exporter=exporter)
     validation = exporters.validate_export(model, path, validation_x, output_names=names,
                                            export_input_shapes=export.export_input_shapes)
     return export, validation

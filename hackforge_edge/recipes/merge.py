@@ -36,6 +36,7 @@ class MergeConfig:
     update_bn: bool = True
     bn_images_per_task: int = 256
     device: str = "cpu"
+    exporter: str = "auto"   # auto (dynamo, then legacy) | dynamo | legacy
     variants: tuple[str, ...] = ()
     profiles: tuple[str, ...] = DEFAULT_PROFILES
     skip_profile: bool = False
@@ -106,6 +107,11 @@ def check(cfg: MergeConfig) -> list[_Input]:
     """Every one-line refusal, before any work: settings, inputs, profiles."""
     settings = cfg.settings()  # method, input count, density, weights, slerp arity
     del settings
+    from hackforge_edge.recipes.train_and_export import VARIANTS
+
+    bad = [v for v in cfg.variants if v not in VARIANTS]
+    if bad:
+        raise UsageError(f"unknown variant(s) {', '.join(bad)} (valid: {', '.join(VARIANTS)})")
     if cfg.bn_images_per_task < 1:
         raise UsageError(f"--bn-images must be >= 1, got {cfg.bn_images_per_task}")
     if cfg.base is not None and not Path(cfg.base).is_file():
@@ -245,7 +251,8 @@ def _execute(cfg: MergeConfig, out: Path, started_at: str, inputs, tasks, base_s
         merged = merged.cpu().eval()
         export_x = torch.from_numpy(split_to_nchw(first.test, first.preprocess, limit=2))
         export, validation = export_multi_head(merged, export_x, out / bundle.MODEL,
-                                               split_to_nchw(first.test, first.preprocess, limit=3))
+                                               split_to_nchw(first.test, first.preprocess, limit=3),
+                                               exporter=cfg.exporter)
     save_weights(merged.state_dict(), out / WEIGHTS, metadata={"format": "pt", "multi_head": "true"})
     bundle.atomic_write_json(out / bundle.LABELS, list(tasks[0].labels))
     bundle.atomic_write_json(out / bundle.PREPROCESS, first.preprocess.to_json())
