@@ -219,3 +219,78 @@ def _wrong_base(tmp_path):
 
     save_weights(base_state(seed=5), tmp_path / "base.safetensors")
     return tmp_path / "base.safetensors"
+
+
+# ------------------------------------------------------------------ LoRA adapters
+
+
+def _two_adapters():
+    from peft import LoraConfig, get_peft_model
+
+    from hackforge_edge.models.registry import create_model
+
+    base = create_model("tinycnn", 2, "none", seed=0)
+    before = {k: v.clone() for k, v in base.state_dict().items()}
+    cfg = dict(r=2, lora_alpha=4, target_modules=["features.0", "features.4"])
+    pm = get_peft_model(base, LoraConfig(**cfg), adapter_name="t1")
+    pm.add_adapter("t2", LoraConfig(**{**cfg, "r": 3}))
+    g = torch.Generator().manual_seed(0)
+    with torch.no_grad():
+        for n, p in pm.named_parameters():
+            if "lora_" in n:
+                p.copy_(torch.randn(p.shape, generator=g) * 0.1)
+    return pm, before
+
+
+def _delta(pm, adapter, module):
+    layer = pm.base_model.model.get_submodule(module)
+    return layer.get_delta_weight(adapter)
+
+
+def test_lora_cat_is_exact_and_svd_truncates():
+    from hackforge_edge.merging.lora import combine_adapters
+
+    pm, _ = _two_adapters()
+    want = {m: 0.7 * _delta(pm, "t1", m) + 0.3 * _delta(pm, "t2", m) for m in ("features.0", "features.4")}
+    rec = combine_adapters(pm, ["t1", "t2"], [0.7, 0.3], combination="cat", name="both")
+    assert rec["rank"] == 5 and rec["library"] == "peft"
+    for m, w in want.items():
+        torch.testing.assert_close(_delta(pm, "both", m), w, atol=1e-6, rtol=1e-5)
+    combine_adapters(pm, ["t1", "t2"], [0.7, 0.3], combination="svd", svd_rank=1, name="small")
+    with torch.no_grad():
+        err = (_delta(pm, "small", "features.4") - want["features.4"]).norm() / want["features.4"].norm()
+    assert pm.peft_config["small"].r == 1 and 0 < float(err) < 1  # truncated, not exact
+
+
+def test_a_saved_adapter_loads_back_without_its_head(tmp_path):
+    from peft import LoraConfig, get_peft_model
+
+    from hackforge_edge.merging.lora import load_adapters, save_adapter
+    from hackforge_edge.models.registry import create_model
+
+    pm = get_peft_model(create_model("tinycnn", 2, "none", seed=0),
+                        LoraConfig(r=2, lora_alpha=4, target_modules=["features.4"], modules_to_save=["head"]))
+    with torch.no_grad():
+        pm.base_model.model.features[4].lora_B["default"].weight.normal_()
+    d = save_adapter(pm, tmp_path)
+    assert (d / "adapter_config.json").is_file() and (d / "adapter_model.safetensors").is_file()
+    assert save_adapter(create_model("tinycnn", 2, "none"), tmp_path / "plain") is None
+    loaded = load_adapters(create_model("tinycnn", 2, "none", seed=0), [d], ["t1"])
+    assert loaded.peft_config["t1"].modules_to_save is None
+    torch.testing.assert_close(_delta(loaded, "t1", "features.4"), _delta(pm, "default", "features.4"))
+
+
+@pytest.mark.parametrize("kwargs, message", [
+    ({"combination": "linear"}, "not offered"),
+    ({"adapters": ["t1", "t1"]}, "listed twice"),
+    ({"name": "t2"}, "exists already"),
+    ({"weights": [1.0]}, "1 weight(s) for 2 adapters"),
+])
+def test_lora_bad_combinations_are_refused(kwargs, message):
+    from hackforge_edge.errors import UsageError
+    from hackforge_edge.merging.lora import combine_adapters
+
+    pm, _ = _two_adapters()
+    args = {"adapters": ["t1", "t2"], "weights": [0.5, 0.5], **kwargs}
+    with pytest.raises(UsageError, match=message.replace("(", r"\(").replace(")", r"\)")):
+        combine_adapters(pm, args.pop("adapters"), args.pop("weights"), **args)

@@ -228,7 +228,7 @@ def _execute(cfg, out: Path, started_at: str, req, grid, splits, say) -> Path:
         export_x = torch.from_numpy(split_to_nchw(splits.test, splits.preprocess, limit=2))
         export = exporters.export_onnx(folded, export_x, out / "model.onnx", input_names=["input"],
                                        output_names=["logits"])
-    _save_weights(folded, out)  # merging: the fine-tuned PyTorch weights (weights.safetensors)
+    _save_weights(folded, out, model)  # merging: fine-tuned PyTorch weights (+ LoRA adapter/)
     bundle.atomic_write_json(out / "labels.json", list(splits.class_names))
     bundle.atomic_write_json(out / "preprocess.json", splits.preprocess.to_json())
     say(f"export: {export.exporter} exporter, {export.node_count} nodes, "
@@ -297,10 +297,13 @@ def _base_sha256(model) -> dict[str, str]:
             "base_sha256_scope": f"state_dict without the head {head!r} (models.weights_hash)"}
 
 
-def _save_weights(folded, out: Path) -> None:
+def _save_weights(folded, out: Path, model=None) -> None:
+    """weights.safetensors (the folded model's state_dict); a LoRA run also keeps adapter/."""
+    from hackforge_edge.merging.lora import save_adapter
     from hackforge_edge.models.weights_file import WEIGHTS, save_weights
 
     save_weights(folded.state_dict(), out / WEIGHTS, metadata={"format": "pt", "folded": "true"})
+    save_adapter(model, out)
 
 
 def _g(x: Any) -> str:
