@@ -176,7 +176,7 @@ def _print(rows, extra, tasks, info, args, secs):
     ties = {}
     for label, r in rows.items():
         ties.setdefault(tuple(None if r.get(n) is None else round(r[n], 6) for n in names), []).append(label)
-    for key, labels in ties.items():
+    for labels in ties.values():
         if len(labels) > 1:
             print("tie (identical accuracy on every task): " + "; ".join(labels))
     print("95 % binomial half-width at 200 images: "

@@ -9,8 +9,12 @@ import shutil
 import numpy as np
 import pytest
 import torch
-
-from merging_helpers import base_state, finetuned_state, image_folder, write_input_bundle
+from merging_helpers import (
+    base_state,
+    finetuned_state,
+    image_folder,
+    write_input_bundle,
+)
 
 from hackforge_edge.merging.methods import MergeSettings, merge, slerp
 from hackforge_edge.merging.task_vectors import task_vectors
@@ -238,8 +242,7 @@ def _two_adapters():
     from hackforge_edge.models.registry import create_model
 
     base = create_model("tinycnn", 2, "none", seed=0)
-    before = {k: v.clone() for k, v in base.state_dict().items()}
-    cfg = dict(r=2, lora_alpha=4, target_modules=["features.0", "features.4"])
+    cfg = {"r": 2, "lora_alpha": 4, "target_modules": ["features.0", "features.4"]}
     pm = get_peft_model(base, LoraConfig(**cfg), adapter_name="t1")
     pm.add_adapter("t2", LoraConfig(**{**cfg, "r": 3}))
     g = torch.Generator().manual_seed(0)
@@ -247,7 +250,7 @@ def _two_adapters():
         for n, p in pm.named_parameters():
             if "lora_" in n:
                 p.copy_(torch.randn(p.shape, generator=g) * 0.1)
-    return pm, before
+    return pm
 
 
 def _delta(pm, adapter, module):
@@ -258,7 +261,7 @@ def _delta(pm, adapter, module):
 def test_lora_cat_is_exact_and_svd_truncates():
     from hackforge_edge.merging.lora import combine_adapters
 
-    pm, _ = _two_adapters()
+    pm = _two_adapters()
     want = {m: 0.7 * _delta(pm, "t1", m) + 0.3 * _delta(pm, "t2", m) for m in ("features.0", "features.4")}
     rec = combine_adapters(pm, ["t1", "t2"], [0.7, 0.3], combination="cat", name="both")
     assert rec["rank"] == 5 and rec["library"] == "peft"
@@ -298,7 +301,7 @@ def test_lora_bad_combinations_are_refused(kwargs, message):
     from hackforge_edge.errors import UsageError
     from hackforge_edge.merging.lora import combine_adapters
 
-    pm, _ = _two_adapters()
+    pm = _two_adapters()
     args = {"adapters": ["t1", "t2"], "weights": [0.5, 0.5], **kwargs}
     with pytest.raises(UsageError, match=message.replace("(", r"\(").replace(")", r"\)")):
         combine_adapters(pm, args.pop("adapters"), args.pop("weights"), **args)

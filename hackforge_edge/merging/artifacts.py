@@ -3,7 +3,7 @@ No torch here: the server reads ``tasks.json``."""
 
 from __future__ import annotations
 
-from typing import Any, ClassVar, Literal, Optional
+from typing import Any, ClassVar, Literal
 
 from pydantic import BaseModel, ConfigDict
 
@@ -40,4 +40,4 @@ class MergeEval(Artifact):
     rows: dict[str, dict[str, Any]]
     kind: str
     method: str
-    note: Optional[str] = None
+    note: str | None = None

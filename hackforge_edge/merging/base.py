@@ -18,7 +18,7 @@ if TYPE_CHECKING:
 
 
 def load_base(model_name: str, manifest: dict[str, Any], base: str | None, *,
-              device: str = "auto") -> tuple[dict[str, "torch.Tensor"], dict[str, Any]]:
+              device: str = "auto") -> tuple[dict[str, torch.Tensor], dict[str, Any]]:
     """(base state_dict, description) for the inputs whose first manifest is ``manifest``."""
     weights = manifest.get("weights") or {}
     cfg = manifest.get("config") or {}
@@ -47,7 +47,7 @@ def load_base(model_name: str, manifest: dict[str, Any], base: str | None, *,
                      "(the starting state_dict, .pt/.pth or .safetensors)")
 
 
-def check_base(state: dict[str, "torch.Tensor"], head: str, expected: str, origin: str) -> str:
+def check_base(state: dict[str, torch.Tensor], head: str, expected: str, origin: str) -> str:
     """Hash ``state`` outside ``head``; a ModelError unless it equals ``expected``."""
     from hackforge_edge.models.weights_hash import backbone_sha256
 

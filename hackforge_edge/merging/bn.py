@@ -8,7 +8,8 @@ the given images, exactly as after stochastic weight averaging.
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any, Sequence
+from collections.abc import Sequence
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
@@ -16,13 +17,13 @@ if TYPE_CHECKING:
     from torch import nn
 
 
-def has_batchnorm(model: "nn.Module") -> bool:
+def has_batchnorm(model: nn.Module) -> bool:
     from torch.nn.modules.batchnorm import _BatchNorm
 
     return any(isinstance(m, _BatchNorm) for m in model.modules())
 
 
-def reestimate_bn(model: "nn.Module", batches: Sequence[np.ndarray], device: str = "cpu") -> dict[str, Any]:
+def reestimate_bn(model: nn.Module, batches: Sequence[np.ndarray], device: str = "cpu") -> dict[str, Any]:
     """Recompute every BatchNorm's running statistics from ``batches`` (float32 NCHW arrays,
     the serving preprocessing); the model is left in eval mode. Returns what was done."""
     import torch

@@ -9,8 +9,9 @@ lambda = 0. "ensemble" averages the softmax of every input that knows the task's
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, Sequence
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
@@ -26,10 +27,10 @@ class Task:
 
     name: str
     labels: list[str]
-    splits: "DatasetSplits"
+    splits: DatasetSplits
 
 
-def head_view(model: "nn.Module", index: int) -> "nn.Module":
+def head_view(model: nn.Module, index: int) -> nn.Module:
     """A module returning only output ``index`` of a multi-head model (for ``evaluate``)."""
     from torch import nn
 
@@ -49,7 +50,7 @@ def _short(m: dict[str, Any], n: int) -> dict[str, Any]:
             "loss": m.get("loss"), "n_images": n}
 
 
-def evaluate_models(tasks: Sequence[Task], inputs: Sequence["nn.Module"], models: dict[str, "nn.Module"],
+def evaluate_models(tasks: Sequence[Task], inputs: Sequence[nn.Module], models: dict[str, nn.Module],
                     *, device: str = "cpu", ensemble: bool = True) -> dict[str, Any]:
     """{"tasks": [names], "rows": {model: {task: metrics or None}}, "method"}.
 

@@ -20,8 +20,9 @@ Folded LoRA fine-tunes merged by task arithmetic (``hf-edge merge``) give the sa
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Sequence
+from typing import TYPE_CHECKING, Any
 
 from hackforge_edge.errors import ModelError, UsageError
 
@@ -32,7 +33,7 @@ COMBINATIONS = ("cat", "svd")
 ADAPTER_DIR = "adapter"  # inside a LoRA bundle: adapter_config.json + adapter_model.safetensors
 
 
-def save_adapter(model: "nn.Module", out: str | Path) -> Path | None:
+def save_adapter(model: nn.Module, out: str | Path) -> Path | None:
     """Save a ``PeftModel``'s adapter (config + weights, PEFT's layout) under ``out/adapter``;
     None (nothing written) for a model without LoRA."""
     try:
@@ -55,7 +56,7 @@ def save_adapter(model: "nn.Module", out: str | Path) -> Path | None:
     return d
 
 
-def load_adapters(base: "nn.Module", adapter_dirs: Sequence[str | Path], names: Sequence[str]) -> "nn.Module":
+def load_adapters(base: nn.Module, adapter_dirs: Sequence[str | Path], names: Sequence[str]) -> nn.Module:
     """A PeftModel over ``base`` holding every adapter in ``adapter_dirs`` under ``names``,
     without the heads they saved (``modules_to_save``)."""
     from peft import LoraConfig, get_peft_model, set_peft_model_state_dict
@@ -80,7 +81,7 @@ def load_adapters(base: "nn.Module", adapter_dirs: Sequence[str | Path], names: 
     return peft_model
 
 
-def combine_adapters(peft_model: "nn.Module", adapters: Sequence[str], weights: Sequence[float], *,
+def combine_adapters(peft_model: nn.Module, adapters: Sequence[str], weights: Sequence[float], *,
                      combination: str = "cat", svd_rank: int | None = None,
                      name: str = "combined") -> dict[str, Any]:
     """Add adapter ``name`` = the weighted combination of ``adapters`` and make it active.

@@ -21,8 +21,9 @@ Semantics (recorded in every merged bundle's manifest):
 from __future__ import annotations
 
 import warnings
+from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, Sequence
+from typing import TYPE_CHECKING, Any
 
 from hackforge_edge.errors import UsageError
 from hackforge_edge.merging.task_vectors import TaskVectors, apply_delta
@@ -96,7 +97,7 @@ def check_settings(s: MergeSettings) -> None:
 class MergeResult:
     """The merged backbone tensors and what happened (SLERP fallbacks, library, version)."""
 
-    state: dict[str, "torch.Tensor"]
+    state: dict[str, torch.Tensor]
     settings: MergeSettings
     slerp_tensors: int = 0
     slerp_linear_fallbacks: int = 0
@@ -137,7 +138,7 @@ def merge(tv: TaskVectors, settings: MergeSettings) -> MergeResult:
     return MergeResult(apply_delta(tv, deltas, settings.lam), settings)
 
 
-def _peft(method: str, tensors: list["torch.Tensor"], weights: "torch.Tensor", s: MergeSettings):
+def _peft(method: str, tensors: list[torch.Tensor], weights: torch.Tensor, s: MergeSettings):
     from peft.utils import merge_utils as mu
 
     with warnings.catch_warnings():
@@ -156,8 +157,8 @@ def _peft(method: str, tensors: list["torch.Tensor"], weights: "torch.Tensor", s
     raise UsageError(f"unknown merge method {method!r}")
 
 
-def slerp(t: float, a: "torch.Tensor", b: "torch.Tensor",
-          threshold: float = SLERP_PARALLEL_COS) -> tuple["torch.Tensor", bool]:
+def slerp(t: float, a: torch.Tensor, b: torch.Tensor,
+          threshold: float = SLERP_PARALLEL_COS) -> tuple[torch.Tensor, bool]:
     """Spherical interpolation of two tensors as flat vectors -> (result, fell_back).
 
     (1-t) a + t b when |cos(a, b)| > ``threshold`` or either is zero (the angle is not

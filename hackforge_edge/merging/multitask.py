@@ -8,7 +8,8 @@ features. The ONNX export has one output per task (``logits_<task>``), in input 
 from __future__ import annotations
 
 import re
-from typing import TYPE_CHECKING, Sequence
+from collections.abc import Sequence
+from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
     import torch
@@ -54,8 +55,8 @@ def _multi_head_cls():
     return MultiHeadModel
 
 
-def build_multi_head(model_name: str, backbone_state: dict[str, "torch.Tensor"],
-                     heads: Sequence[dict[str, "torch.Tensor"]], task_names: Sequence[str]) -> "nn.Module":
+def build_multi_head(model_name: str, backbone_state: dict[str, torch.Tensor],
+                     heads: Sequence[dict[str, torch.Tensor]], task_names: Sequence[str]) -> nn.Module:
     """The multi-head model of registered architecture ``model_name``.
 
     ``backbone_state``: every tensor outside the head; ``heads``: per task, the head's tensors
@@ -88,7 +89,7 @@ def build_multi_head(model_name: str, backbone_state: dict[str, "torch.Tensor"],
     return model
 
 
-def single_task_model(model_name: str, state: dict[str, "torch.Tensor"], num_classes: int) -> "nn.Module":
+def single_task_model(model_name: str, state: dict[str, torch.Tensor], num_classes: int) -> nn.Module:
     """A plain registered model holding ``state`` (an input's own fine-tuned weights)."""
     from hackforge_edge.models.registry import create_model
 
@@ -97,7 +98,7 @@ def single_task_model(model_name: str, state: dict[str, "torch.Tensor"], num_cla
     return model.eval()
 
 
-def export_multi_head(model: "nn.Module", example: "torch.Tensor", path, validation_x, *,
+def export_multi_head(model: nn.Module, example: torch.Tensor, path, validation_x, *,
                       exporter: str = "auto"):
     """Export ``model`` with one output per task and validate it against PyTorch at another
     batch size. Returns (ExportResult, validation dict)."""

@@ -8,8 +8,9 @@ theta_i bit for bit after the cast back to the tensor's own dtype.
 
 from __future__ import annotations
 
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Mapping, Sequence
+from typing import TYPE_CHECKING
 
 from hackforge_edge.errors import ModelError
 
@@ -17,7 +18,7 @@ if TYPE_CHECKING:
     import torch
 
 
-def is_mergeable(t: "torch.Tensor") -> bool:
+def is_mergeable(t: torch.Tensor) -> bool:
     """Floating-point tensors are merged; integer/bool buffers are left alone."""
     return bool(t.is_floating_point())
 
@@ -27,10 +28,10 @@ class TaskVectors:
     """``vectors[name]``: one float64 tensor per input; ``base``: the base tensors (float64);
     ``dtypes``: each tensor's own dtype; ``carried``: integer buffers, copied from input 0."""
 
-    base: dict[str, "torch.Tensor"]
-    vectors: dict[str, list["torch.Tensor"]]
-    dtypes: dict[str, "torch.dtype"]
-    carried: dict[str, "torch.Tensor"]
+    base: dict[str, torch.Tensor]
+    vectors: dict[str, list[torch.Tensor]]
+    dtypes: dict[str, torch.dtype]
+    carried: dict[str, torch.Tensor]
 
     @property
     def n_inputs(self) -> int:
@@ -40,7 +41,7 @@ class TaskVectors:
         return int(sum(b.numel() for b in self.base.values()))
 
 
-def shared_keys(base: Mapping[str, "torch.Tensor"], finetuned: Sequence[Mapping[str, "torch.Tensor"]],
+def shared_keys(base: Mapping[str, torch.Tensor], finetuned: Sequence[Mapping[str, torch.Tensor]],
                 skip_prefixes: Sequence[str] = ()) -> list[str]:
     """The names every state_dict holds outside ``skip_prefixes``, checked for equal shapes.
 
@@ -64,7 +65,7 @@ def shared_keys(base: Mapping[str, "torch.Tensor"], finetuned: Sequence[Mapping[
     return names
 
 
-def task_vectors(base: Mapping[str, "torch.Tensor"], finetuned: Sequence[Mapping[str, "torch.Tensor"]],
+def task_vectors(base: Mapping[str, torch.Tensor], finetuned: Sequence[Mapping[str, torch.Tensor]],
                  skip_prefixes: Sequence[str] = ()) -> TaskVectors:
     """Task vectors of ``finetuned`` against ``base`` over their shared backbone tensors."""
     import torch
@@ -84,11 +85,11 @@ def task_vectors(base: Mapping[str, "torch.Tensor"], finetuned: Sequence[Mapping
     return out
 
 
-def apply_delta(tv: TaskVectors, deltas: Mapping[str, "torch.Tensor"], scale: float = 1.0
-                ) -> dict[str, "torch.Tensor"]:
+def apply_delta(tv: TaskVectors, deltas: Mapping[str, torch.Tensor], scale: float = 1.0
+                ) -> dict[str, torch.Tensor]:
     """base + scale * delta for every merged tensor, cast back to its dtype; plus the carried
     integer buffers. ``deltas`` must cover every tensor of ``tv``."""
-    merged: dict[str, "torch.Tensor"] = {}
+    merged: dict[str, torch.Tensor] = {}
     for k, b in tv.base.items():
         d = deltas[k]
         merged[k] = (b + (d if scale == 1.0 else scale * d)).to(tv.dtypes[k])

@@ -18,7 +18,7 @@ if TYPE_CHECKING:
 WEIGHTS = "weights.safetensors"
 
 
-def save_weights(state_dict: dict[str, "torch.Tensor"], path: str | os.PathLike,
+def save_weights(state_dict: dict[str, torch.Tensor], path: str | os.PathLike,
                  metadata: dict[str, str] | None = None) -> Path:
     """Write ``state_dict`` (CPU, contiguous copies) atomically to ``path`` (.safetensors)."""
     from safetensors.torch import save
@@ -30,7 +30,7 @@ def save_weights(state_dict: dict[str, "torch.Tensor"], path: str | os.PathLike,
     return atomic_write_bytes(path, save(plain, metadata=metadata))
 
 
-def load_weights(path: str | os.PathLike) -> dict[str, "torch.Tensor"]:
+def load_weights(path: str | os.PathLike) -> dict[str, torch.Tensor]:
     """A state_dict from a ``.safetensors`` file, or a ``.pt/.pth`` state_dict (weights only)."""
     path = Path(path)
     if not path.is_file():
@@ -40,7 +40,7 @@ def load_weights(path: str | os.PathLike) -> dict[str, "torch.Tensor"]:
 
         try:
             return load_file(str(path))
-        except Exception as exc:  # safetensors raises its own SafetensorError
+        except Exception as exc:  # noqa: BLE001 - safetensors raises its own SafetensorError
             raise ModelError(f"{path}: not a readable safetensors file ({exc})") from None
     from hackforge_edge.models.registry import _read_state_dict
 

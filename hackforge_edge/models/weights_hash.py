@@ -9,7 +9,8 @@ tensors live on. Merging (``hf-edge merge``) uses it to check that fine-tunes sh
 from __future__ import annotations
 
 import hashlib
-from typing import Any, Iterable, Mapping
+from collections.abc import Iterable, Mapping
+from typing import Any
 
 
 def state_dict_sha256(state_dict: Mapping[str, Any], *, skip_prefixes: Iterable[str] = ()) -> str:

@@ -12,14 +12,14 @@ Every bad input fails with one line before anything is written.
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 from hackforge_edge import bundle
-from hackforge_edge.errors import BundleError, ModelError, UsageError
+from hackforge_edge.errors import BundleError, UsageError
 from hackforge_edge.recipes.profile import DEFAULT_PROFILES
-
 
 
 @dataclass
@@ -205,16 +205,13 @@ def merge_models(model_name: str, base_state, finetuned, tasks, settings, *, upd
 
 def _execute(cfg: MergeConfig, out: Path, started_at: str, inputs, tasks, base_state, base_info,
              req, grid, say) -> Path:
-    import torch
-
     from hackforge_edge.energy.accounting import PhaseLog, write_training_carbon
     from hackforge_edge.energy.meter import make_meter
-    from hackforge_edge.merging.artifacts import MergeEval, TaskOutput, TasksFile
+    from hackforge_edge.merging.artifacts import MergeEval
     from hackforge_edge.merging.evaluate import evaluate_models, table_markdown
-    from hackforge_edge.merging.multitask import export_multi_head, output_name, single_task_model
-    from hackforge_edge.models.weights_file import WEIGHTS, load_weights, save_weights
-    from hackforge_edge.recipes.train_and_export import _local_tdp, _make_variants
-    from hackforge_edge.training.loop import split_to_nchw
+    from hackforge_edge.merging.multitask import single_task_model
+    from hackforge_edge.models.weights_file import WEIGHTS, load_weights
+    from hackforge_edge.recipes.train_and_export import _local_tdp
 
     tdp_w, tdp_origin = _local_tdp(cfg)
     phases = PhaseLog(make_meter(cfg.device, tdp_w=tdp_w, tdp_origin=tdp_origin))
@@ -246,25 +243,7 @@ def _execute(cfg: MergeConfig, out: Path, started_at: str, inputs, tasks, base_s
         "method": "merged PyTorch model, each task's head on that task's held-out test split; "
                   "accuracy = mean over tasks (every input and the base: merge_eval.json)"})
 
-    first = tasks[0].splits
-    with phases.phase("export"):
-        merged = merged.cpu().eval()
-        export_x = torch.from_numpy(split_to_nchw(first.test, first.preprocess, limit=2))
-        export, validation = export_multi_head(merged, export_x, out / bundle.MODEL,
-                                               split_to_nchw(first.test, first.preprocess, limit=3),
-                                               exporter=cfg.exporter)
-    save_weights(merged.state_dict(), out / WEIGHTS, metadata={"format": "pt", "multi_head": "true"})
-    bundle.atomic_write_json(out / bundle.LABELS, list(tasks[0].labels))
-    bundle.atomic_write_json(out / bundle.PREPROCESS, first.preprocess.to_json())
-    TasksFile(tasks=[TaskOutput(name=t.name, output=output_name(t.name), labels=list(t.labels),
-                                bundle=i.name) for t, i in zip(tasks, inputs)]).write(out)
-    with phases.phase("validation"):
-        variants = _make_variants(cfg, out, first, split_to_nchw, say)
-    bundle.atomic_write_json(out / "export_validation.json",
-                             {"export": export.to_dict(), **validation, "variants": variants})
-    worst = max((o.get("max_abs_diff") or 0.0) for o in validation["outputs"].values())
-    say(f"export: {len(tasks)} outputs, one backbone pass; validation vs PyTorch max abs diff "
-        f"{worst:.2e} ({'passed' if validation.get('passed') else 'FAILED'})")
+    export = _export(cfg, out, merged, tasks, inputs, phases, say)
 
     profile_result = None
     if not cfg.skip_profile:
@@ -296,6 +275,39 @@ def _execute(cfg: MergeConfig, out: Path, started_at: str, inputs, tasks, base_s
     })
     say(f"done: {out / 'manifest.json'}")
     return out
+
+
+def _export(cfg: MergeConfig, out: Path, merged, tasks, inputs, phases, say):
+    """model.onnx (one output per task), its validation and variants, the merged weights,
+    labels/preprocess (the first task's) and tasks.json. Returns the ExportResult."""
+    import torch
+
+    from hackforge_edge.merging.artifacts import TaskOutput, TasksFile
+    from hackforge_edge.merging.multitask import export_multi_head, output_name
+    from hackforge_edge.models.weights_file import WEIGHTS, save_weights
+    from hackforge_edge.recipes.train_and_export import _make_variants
+    from hackforge_edge.training.loop import split_to_nchw
+
+    first = tasks[0].splits
+    with phases.phase("export"):
+        merged = merged.cpu().eval()
+        export_x = torch.from_numpy(split_to_nchw(first.test, first.preprocess, limit=2))
+        export, validation = export_multi_head(merged, export_x, out / bundle.MODEL,
+                                               split_to_nchw(first.test, first.preprocess, limit=3),
+                                               exporter=cfg.exporter)
+    save_weights(merged.state_dict(), out / WEIGHTS, metadata={"format": "pt", "multi_head": "true"})
+    bundle.atomic_write_json(out / bundle.LABELS, list(tasks[0].labels))
+    bundle.atomic_write_json(out / bundle.PREPROCESS, first.preprocess.to_json())
+    TasksFile(tasks=[TaskOutput(name=t.name, output=output_name(t.name), labels=list(t.labels),
+                                bundle=i.name) for t, i in zip(tasks, inputs)]).write(out)
+    with phases.phase("validation"):
+        variants = _make_variants(cfg, out, first, split_to_nchw, say)
+    bundle.atomic_write_json(out / "export_validation.json",
+                             {"export": export.to_dict(), **validation, "variants": variants})
+    worst = max((o.get("max_abs_diff") or 0.0) for o in validation["outputs"].values())
+    say(f"export: {len(tasks)} outputs, one backbone pass; validation vs PyTorch max abs diff "
+        f"{worst:.2e} ({'passed' if validation.get('passed') else 'FAILED'})")
+    return export
 
 
 def _input_record(i: _Input) -> dict[str, Any]:
