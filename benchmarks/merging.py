@@ -93,6 +93,7 @@ def main() -> None:
     from hackforge_edge.merging.evaluate import Task, evaluate_models
     from hackforge_edge.merging.methods import MergeSettings
     from hackforge_edge.models.source import get_source_model
+    from hackforge_edge.models.weights_hash import state_dict_sha256
     from hackforge_edge.recipes.merge import merge_models
 
     t_start = time.perf_counter()
@@ -123,7 +124,10 @@ def main() -> None:
                                     MergeSettings("task_arithmetic", 3), update_bn=False)
     ref = evaluate_models(tasks, inputs, {"base": base_model}, device="cpu")
     rows = {k: _acc_row(ref, k) for k in ref["rows"]}
-    extra: dict[str, dict] = {}
+    extra: dict[str, dict] = {f"input:{t.name}": {"predicts_one_class": _one_class_single(model, t)}
+                              for t, model in zip(tasks, inputs)}
+    extra["base"] = {"predicts_one_class": _one_class(base_model, tasks)}
+    extra["ensemble"] = {"predicts_one_class": _one_class_ensemble(inputs, tasks)}
 
     def run(label, settings, sub=None, update_bn=True):
         ts = [tasks[i] for i in sub] if sub else tasks
@@ -132,7 +136,8 @@ def main() -> None:
                                           bn_images_per_task=args.bn_images)
         res = evaluate_models(ts, [], {label: merged}, device="cpu", ensemble=False)
         rows[label] = {t.name: None for t in tasks} | _acc_row(res, label)
-        extra[label] = details["merge"]
+        extra[label] = {**details["merge"], "weights_sha256": state_dict_sha256(merged.state_dict()),
+                        "predicts_one_class": _one_class(merged, ts)}
         print(f"{label}: " + ", ".join(f"{k} {v:.3f}" for k, v in rows[label].items() if v is not None), flush=True)
 
     run("task_arithmetic (no BN update)", MergeSettings("task_arithmetic", 3), update_bn=False)
@@ -151,6 +156,31 @@ def main() -> None:
     if args.json:
         with open(args.json, "w") as fh:
             json.dump({"rows": rows, "merge": extra, "args": vars(args)}, fh, indent=1, default=str)
+
+
+def _one_class_single(model, task) -> bool:
+    """True when ``model`` gives every test image of ``task`` the same class."""
+    from hackforge_edge.training.loop import predict_proba
+
+    p = predict_proba(model, task.splits.test.to_nchw(task.splits.preprocess), device="cpu")
+    return bool(len(np.unique(p.argmax(1))) == 1)
+
+
+def _one_class_ensemble(inputs, tasks) -> bool:
+    from hackforge_edge.training.loop import predict_proba
+
+    for t in tasks:
+        x = t.splits.test.to_nchw(t.splits.preprocess)
+        p = np.mean([predict_proba(m, x, device="cpu") for m in inputs], axis=0)
+        if len(np.unique(p.argmax(1))) > 1:
+            return False
+    return True
+
+
+def _one_class(multi_head, tasks) -> bool:
+    from hackforge_edge.merging.evaluate import head_view
+
+    return all(_one_class_single(head_view(multi_head, j), t) for j, t in enumerate(tasks))
 
 
 def _ci(p, n=200):
@@ -177,8 +207,18 @@ def _print(rows, extra, tasks, info, args, secs):
     for label, r in rows.items():
         ties.setdefault(tuple(None if r.get(n) is None else round(r[n], 6) for n in names), []).append(label)
     for labels in ties.values():
-        if len(labels) > 1:
-            print("tie (identical accuracy on every task): " + "; ".join(labels))
+        if len(labels) < 2:
+            continue
+        hashes = {extra.get(lb, {}).get("weights_sha256") for lb in labels} - {None}
+        one = [lb for lb in labels if extra.get(lb, {}).get("predicts_one_class")]
+        why = []
+        if len(one) == len(labels):
+            why.append("every one of them gives every test image the same class (the majority-class rate)")
+        elif len(hashes) == 1 and len(labels) == sum(1 for lb in labels if lb in extra and "weights_sha256" in extra[lb]):
+            why.append("identical merged weights (same sha256): the same model by construction")
+        else:
+            why.append(f"{len(hashes)} different merged weight sets reaching the same counts")
+        print("tie (identical accuracy on every task): " + "; ".join(labels) + " -- " + "; ".join(why))
     print("95 % binomial half-width at 200 images: "
           + ", ".join(f"{p:.2f} -> +-{_ci(p):.3f}" for p in (0.6, 0.8, 0.9)))
 
