@@ -85,6 +85,9 @@ def main() -> None:
     ap.add_argument("--bn-images", type=int, default=128)
     ap.add_argument("--json", default=None)
     ap.add_argument("--cache", default=None, help="Directory keeping the fine-tuned states between runs.")
+    ap.add_argument("--resume", action="store_true", help="Keep the merge rows already in --json "
+                    "(written after every merge) and run only the missing ones.")
+    ap.add_argument("--magnitude-prune", action="store_true", help="Also PEFT's magnitude_prune.")
     args = ap.parse_args()
 
     import torch
@@ -128,8 +131,22 @@ def main() -> None:
                               for t, model in zip(tasks, inputs)}
     extra["base"] = {"predicts_one_class": _one_class(base_model, tasks)}
     extra["ensemble"] = {"predicts_one_class": _one_class_ensemble(inputs, tasks)}
+    if args.resume and args.json and os.path.isfile(args.json):
+        with open(args.json) as fh:
+            done = json.load(fh)
+        for label, r in done.get("rows", {}).items():
+            if label not in rows:  # inputs, base and ensemble were just measured again
+                rows[label], extra[label] = r, done.get("merge", {}).get(label, {})
+        print(f"resumed {len(done.get('rows', {}))} rows from {args.json}", flush=True)
+
+    def save():
+        if args.json:
+            with open(args.json, "w") as fh:
+                json.dump({"rows": rows, "merge": extra, "args": vars(args)}, fh, indent=1, default=str)
 
     def run(label, settings, sub=None, update_bn=True):
+        if label in rows:
+            return
         ts = [tasks[i] for i in sub] if sub else tasks
         ss = [states[i] for i in sub] if sub else states
         merged, _, details = merge_models(args.model, base_state, ss, ts, settings, update_bn=update_bn,
@@ -139,23 +156,22 @@ def main() -> None:
         extra[label] = {**details["merge"], "weights_sha256": state_dict_sha256(merged.state_dict()),
                         "predicts_one_class": _one_class(merged, ts)}
         print(f"{label}: " + ", ".join(f"{k} {v:.3f}" for k, v in rows[label].items() if v is not None), flush=True)
+        save()
 
     run("task_arithmetic (no BN update)", MergeSettings("task_arithmetic", 3), update_bn=False)
     run("task_arithmetic", MergeSettings("task_arithmetic", 3))
-    run("task_arithmetic lambda=1 sum", MergeSettings("task_arithmetic", 3, weights=(1.0, 1.0, 1.0), lam=1.0))
     run("linear", MergeSettings("linear", 3))
     run("slerp (stain+blur)", MergeSettings("slerp", 2), sub=(0, 1))
     dare_seeds = [int(s) for s in args.dare_seeds.split(",") if s.strip()]
     for d in DENSITIES:
         run(f"ties d={d}", MergeSettings("ties", 3, density=d))
-        run(f"magnitude_prune d={d}", MergeSettings("magnitude_prune", 3, density=d))
+        if args.magnitude_prune:
+            run(f"magnitude_prune d={d}", MergeSettings("magnitude_prune", 3, density=d))
         for m in ("dare_linear", "dare_ties"):
             for s in dare_seeds:
                 run(f"{m} d={d} seed={s}", MergeSettings(m, 3, density=d, seed=s))
+    save()
     _print(rows, extra, tasks, info, args, time.perf_counter() - t_start)
-    if args.json:
-        with open(args.json, "w") as fh:
-            json.dump({"rows": rows, "merge": extra, "args": vars(args)}, fh, indent=1, default=str)
 
 
 def _one_class_single(model, task) -> bool:
