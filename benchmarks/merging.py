@@ -225,15 +225,20 @@ def _print(rows, extra, tasks, info, args, secs):
     for labels in ties.values():
         if len(labels) < 2:
             continue
-        hashes = {extra.get(lb, {}).get("weights_sha256") for lb in labels} - {None}
+        known = [extra[lb]["weights_sha256"] for lb in labels if extra.get(lb, {}).get("weights_sha256")]
         one = [lb for lb in labels if extra.get(lb, {}).get("predicts_one_class")]
         why = []
         if len(one) == len(labels):
             why.append("every one of them gives every test image the same class (the majority-class rate)")
-        elif len(hashes) == 1 and len(labels) == sum(1 for lb in labels if lb in extra and "weights_sha256" in extra[lb]):
-            why.append("identical merged weights (same sha256): the same model by construction")
-        else:
-            why.append(f"{len(hashes)} different merged weight sets reaching the same counts")
+        if "linear" in labels and "task_arithmetic" in labels:
+            why.append("linear is task arithmetic with weights 1/n and lambda 1 by construction (same weights)")
+        if len(known) == len(labels) and len(set(known)) == 1:
+            why.append("identical merged weights (same sha256)")
+        elif len(set(known)) > 1:
+            why.append(f"{len(set(known))} different merged weight sets reaching the same counts "
+                       "(within the binomial noise below)")
+        if len(known) < len(labels):
+            why.append("some rows came from an earlier run (no weight hash recorded)")
         print("tie (identical accuracy on every task): " + "; ".join(labels) + " -- " + "; ".join(why))
     print("95 % binomial half-width at 200 images: "
           + ", ".join(f"{p:.2f} -> +-{_ci(p):.3f}" for p in (0.6, 0.8, 0.9)))
