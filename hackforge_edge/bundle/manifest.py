@@ -56,7 +56,7 @@ class Weights(_Open):
     """Where the starting weights came from. ``kind``: none | imagenet | source | file.
 
     ``base_sha256``: sha256 of the starting backbone state_dict (every tensor but the head's,
-    names + dtypes + shapes + bytes; see ``models.fingerprint``), for every start that is not a
+    names + dtypes + shapes + bytes; see ``models.weights_hash``), for every start that is not a
     random init: two bundles with the same value were fine-tuned from the same base.
     """
 
@@ -84,6 +84,8 @@ class Manifest(Artifact):
     training: Optional[dict[str, Any]] = None
     lr: Optional[float] = None
     data: Optional[dict[str, Any]] = None
+    merge: Optional[dict[str, Any]] = Field(
+        default=None, description="hf-edge merge: method, library and version, every setting, inputs")
     artifacts: dict[str, ArtifactEntry]
     amended: list[Amendment] = Field(default_factory=list)
 

@@ -30,6 +30,7 @@ def _register() -> None:
         calibrate_cmd,
         compare_cmd,
         export_triton_cmd,
+        merge_cmd,
         profile_cmd,
         profiles_cmd,
         report_cmd,
@@ -47,6 +48,7 @@ def _register() -> None:
     app.command("serve")(serve_cmd.serve)
     app.command("export-triton")(export_triton_cmd.export_triton)
     app.command("schema")(schema_cmd.schema)
+    app.command("merge")(merge_cmd.merge)
     app.add_typer(profiles_cmd.app, name="profiles")
 
 

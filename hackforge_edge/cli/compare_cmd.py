@@ -23,7 +23,12 @@ def compare(
     from hackforge_edge.energy.compare import compare_bundles, comparison_markdown, render_comparison_table
 
     rows = compare_bundles(bundles, allow_incomplete=allow_incomplete)
-    make_console().print(render_comparison_table(rows))
+    console = make_console()
+    console.print(render_comparison_table(rows))
+    from hackforge_edge.merging.compare import merge_tables
+
+    for table in merge_tables(bundles):  # merged bundles: every input, base and merge per task
+        console.print(table)
     if out is not None:
         atomic_write_json(out / "compare.json", {"rows": rows})
         atomic_write_text(out / "compare.md", comparison_markdown(rows))

@@ -101,6 +101,7 @@ class TrainingCarbon(Artifact):
         default=None, description="[backend, why it was not used] for each meter backend skipped")
     source_pretrain_one_off: Optional[SourcePretrainOneOff] = None
     experiment_id: Optional[str] = None
+    note: Optional[str] = None   # what the phases cover when it is not a training run (a merge)
 
     def phase(self, name: str) -> PhaseEnergy | None:
         return next((p for p in self.phases if p.phase == name), None)

@@ -227,6 +227,7 @@ def _execute(cfg, out: Path, started_at: str, req, grid, splits, say) -> Path:
         export_x = torch.from_numpy(split_to_nchw(splits.test, splits.preprocess, limit=2))
         export = exporters.export_onnx(folded, export_x, out / "model.onnx", input_names=["input"],
                                        output_names=["logits"])
+    _save_weights(folded, out, model)  # merging: fine-tuned PyTorch weights (+ LoRA adapter/)
     bundle.atomic_write_json(out / "labels.json", list(splits.class_names))
     bundle.atomic_write_json(out / "preprocess.json", splits.preprocess.to_json())
     say(f"export: {export.exporter} exporter, {export.node_count} nodes, "
@@ -286,13 +287,23 @@ def _execute(cfg, out: Path, started_at: str, req, grid, splits, say) -> Path:
 
 def _weights_identity(model, weights: str) -> dict[str, Any]:
     """The starting weights' provenance, with the sha256 of the starting backbone for every
-    start that is not a random init (fine-tunes of one base share it; see models.fingerprint)."""
+    start that is not a random init (fine-tunes of one base share it: ``hf-edge merge`` checks
+    it; see models.weights_hash)."""
     info = dict((getattr(model, "hf_edge_meta", {}) or {}).get("weights") or {"kind": weights})
     if info.get("kind", weights) != "none":
-        from hackforge_edge.models.fingerprint import backbone_sha256
+        from hackforge_edge.models.weights_hash import model_backbone_sha256
 
-        info["base_sha256"], info["base_sha256_scope"] = backbone_sha256(model)
+        info["base_sha256"], info["base_sha256_scope"] = model_backbone_sha256(model)
     return info
+
+
+def _save_weights(folded, out: Path, model=None) -> None:
+    """weights.safetensors (the folded model's state_dict); a LoRA run also keeps adapter/."""
+    from hackforge_edge.merging.lora import save_adapter
+    from hackforge_edge.models.weights_file import WEIGHTS, save_weights
+
+    save_weights(folded.state_dict(), out / WEIGHTS, metadata={"format": "pt", "folded": "true"})
+    save_adapter(model, out)
 
 
 def _g(x: Any) -> str:

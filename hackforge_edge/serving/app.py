@@ -98,6 +98,7 @@ class ModelHost:
         except (KeyError, TypeError, ValueError) as exc:
             raise BundleError(f"{self.bundle.path(PREPROCESS)}: invalid preprocessing ({exc})") from None
         self.manifest = self.bundle.manifest if self.bundle else None  # typed Manifest or None
+        self.tasks = self._read_tasks()  # multi-head (merged) bundles: one output per task
         self.sha256 = sha256_file(self.ref.onnx_path)
         self.name = (self.manifest.name if self.manifest else
                      self.ref.bundle_dir.name if self.ref.bundle_dir else self.ref.onnx_path.stem)
@@ -118,6 +119,14 @@ class ModelHost:
         if not isinstance(labels, list) or not all(isinstance(x, (str, int)) for x in labels):
             raise BundleError(f"{self.bundle.path(LABELS)}: expected a JSON list of class names")
         return [str(x) for x in labels]
+
+    def _read_tasks(self) -> list | None:
+        data = self.bundle.read_json_if_present("tasks.json") if self.bundle else None
+        if data is None:
+            return None
+        from hackforge_edge.merging.artifacts import TasksFile
+
+        return TasksFile.from_json(data, source=str(self.bundle.path("tasks.json"))).tasks
 
     # ------------------------------------------------------------------ lifecycle
 
@@ -213,6 +222,7 @@ class ModelHost:
             "outputs": [s.to_json() for s in self.outputs],
             "labels": self.labels if self.labels is not None else (
                 [str(i) for i in range(self._n_classes() or 0)]),
+            "tasks": [t.model_dump() for t in self.tasks] if self.tasks else None,
             "preprocessing": (self.preprocess.to_json() if self.preprocess else
                               self.tabular.to_json() if self.tabular else None),
             "accepts": ["tensor", "binary-tensor"] + (["image"] if self.preprocess else [])
@@ -285,12 +295,28 @@ class ModelHost:
             return {"predictions": [], "outputs": {s.name: np.asarray(o).tolist()
                                                    for s, o in zip(self.outputs, outs)}}
         probs = first.astype(np.float64) if "prob" in self.outputs[0].name.lower() else _softmax(first)
-        preds = []
-        for row in probs:
-            idx = int(np.nanargmax(row)) if np.isfinite(row).any() else 0
-            preds.append({"label": self.label(idx), "index": idx,
-                          "probabilities": {self.label(i): finite_or_none(p) for i, p in enumerate(row)}})
-        return {"predictions": preds}
+        result: dict[str, Any] = {"predictions": _predictions(probs, self.label)}
+        if self.tasks:  # every task's prediction from its own output (tasks.json)
+            names = [s.name for s in self.outputs]
+            result["tasks"] = {}
+            for t in self.tasks:
+                if t.output not in names:
+                    raise ServingError(f"tasks.json names output {t.output!r}; the model has {names}")
+                labels = t.labels
+                result["tasks"][t.name] = {"output": t.output, "predictions": _predictions(
+                    _softmax(np.asarray(outs[names.index(t.output)])),
+                    lambda i, labels=labels: labels[i] if i < len(labels) else str(i))}
+        return result
+
+
+def _predictions(probs: np.ndarray, label) -> list[dict[str, Any]]:
+    """Rows of probabilities -> [{"label", "index", "probabilities"}]."""
+    preds = []
+    for row in probs:
+        idx = int(np.nanargmax(row)) if np.isfinite(row).any() else 0
+        preds.append({"label": label(idx), "index": idx,
+                      "probabilities": {label(i): finite_or_none(p) for i, p in enumerate(row)}})
+    return preds
 
 
 # ---------------------------------------------------------------------- responses

@@ -56,6 +56,8 @@ class Metrics(Artifact):
     positive_class: Optional[str] = None
     average: Optional[Literal["binary", "macro"]] = None
     regression: Optional[RegressionMetrics] = None
+    per_task: Optional[dict[str, Any]] = Field(
+        default=None, description="merged multi-task bundles: the metrics of each task's test split")
     predictive: Optional[dict[str, Any]] = Field(
         default=None, description="predictive uncertainty (Bayesian strategies): what and how")
     loss: Optional[float] = Field(default=None, description="mean cross-entropy, nats")
