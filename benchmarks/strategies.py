@@ -1,16 +1,16 @@
 """Transfer strategies side by side on the default synthetic task, over seeds.
 
 For every strategy (scratch, frozen, finetune, lora, progressive, ewc, l2sp) and seed, runs the
-real ``train-and-export`` pipeline (``--no-profile``; the default model, data and recipe unless
-flags say otherwise) and reads its bundle:
+training steps of ``train-and-export`` in process (the default model, data and recipe unless
+flags say otherwise; no ONNX export, which is the same for every strategy), on the CPU:
 
 * target accuracy (measured on the 200-image target test split),
 * source accuracy after transfer on the 200-image source test split (the transferred model as
   deployed; the source model scores ``before``), and retention = after / before,
 * trainable parameters (counted; progressive: the count of its last epoch, all groups),
-* training energy: phases ``target_transfer`` + ``ewc_fisher`` from training_carbon.json
-  (on a machine without power counters an ESTIMATE: process CPU time x TDP share),
-* wall time of the same phases (seconds).
+* training energy: the toolkit's meter around training (+ EWC's Fisher when computed); on a
+  machine without power counters an ESTIMATE (process CPU time x TDP share), labelled so,
+* wall time of the same windows (seconds).
 
 Each cell is a mean with a 95 % t-interval over seeds (t quantile with n - 1 degrees of
 freedom). Differences against finetune are paired by seed (same data split, same source model)
@@ -28,12 +28,10 @@ import math
 import os
 import statistics
 import subprocess
-import tempfile
 import time
 from pathlib import Path
 
 STRATEGIES = ("scratch", "frozen", "finetune", "lora", "progressive", "ewc", "l2sp")
-TRAIN_PHASES = ("target_transfer", "ewc_fisher")
 
 
 def t_interval(values: list[float]) -> tuple[float, float]:
@@ -47,23 +45,61 @@ def t_interval(values: list[float]) -> tuple[float, float]:
     return mean, float(stats.t.ppf(0.975, n - 1) * statistics.stdev(values) / math.sqrt(n))
 
 
-def run_cell(args, strategy: str, seed: int, out: Path) -> dict:
-    from hackforge_edge.recipes.train_and_export import TrainExportConfig, run
+class Cell:
+    """Per-seed state shared by the strategies: data, source task, meter."""
 
-    cfg = TrainExportConfig(model=args.model, strategy=strategy, seed=seed, epochs=args.epochs,
-                            image_size=args.image_size, skip_profile=True, progress=False,
-                            out=str(out), overwrite=True, ewc_lambda=args.ewc_lambda,
-                            l2sp_alpha=args.l2sp_alpha, l2sp_beta=args.l2sp_beta)
-    t0 = time.perf_counter()
-    run(cfg, say=lambda _msg: None)
-    wall_total = time.perf_counter() - t0
-    metrics = json.loads((out / "metrics.json").read_text())
-    carbon = json.loads((out / "training_carbon.json").read_text())
-    manifest = json.loads((out / "manifest.json").read_text())
-    phases = [p for p in carbon["phases"] if p["phase"] in TRAIN_PHASES]
-    ret = metrics.get("source_retention") or {}
-    history = manifest["training"]["history"]
-    penalties = [h.get("penalty_to_task_loss") for h in history if h.get("penalty_to_task_loss") is not None]
+    def __init__(self, args, seed: int):
+        from hackforge_edge.data.loader import load_dataset
+        from hackforge_edge.energy.meter import make_meter
+        from hackforge_edge.recipes.strategy_steps import load_source
+        from hackforge_edge.recipes.train_and_export import TrainExportConfig, _local_tdp
+
+        self.cfg = TrainExportConfig(model=args.model, seed=seed, epochs=args.epochs,
+                                     image_size=args.image_size, progress=False, device="cpu",
+                                     ewc_lambda=args.ewc_lambda, l2sp_alpha=args.l2sp_alpha,
+                                     l2sp_beta=args.l2sp_beta)
+        self.splits = load_dataset(None, image_size=args.image_size, seed=seed)
+        tdp_w, origin = _local_tdp(self.cfg)
+        self.meter = make_meter("cpu", tdp_w=tdp_w, tdp_origin=origin)
+        self.source = load_source(self.cfg)  # pretrains the seed's source model on a miss (not counted)
+
+
+def run_cell(cell: Cell, strategy: str) -> dict:
+    """The pipeline's training steps for one strategy (no export: it is the same for all)."""
+    import dataclasses
+
+    from hackforge_edge.models.registry import create_model
+    from hackforge_edge.recipes.strategy_steps import strategy_options
+    from hackforge_edge.strategies.registry import apply_strategy, build_hooks
+    from hackforge_edge.strategies.source_task import source_retention
+    from hackforge_edge.training.loop import evaluate, train
+
+    cfg = dataclasses.replace(cell.cfg, strategy=strategy)
+    splits, meter, seed = cell.splits, cell.meter, cfg.seed
+    weights = "none" if strategy == "scratch" else cfg.weights
+    model = create_model(cfg.model, len(splits.class_names), weights, image_size=cfg.image_size,
+                         seed=seed, source_seed=seed, device="cpu")
+    opts = strategy_options(cfg)
+    model, params = apply_strategy(model, strategy, options=opts)
+    energy_j = wall_s = 0.0
+    kinds = set()
+    meter.begin("setup")
+    hooks = build_hooks(model, strategy, opts, source=cell.source, device="cpu")  # ewc: Fisher
+    m = meter.end("setup")
+    if strategy == "ewc":  # the Fisher is cached per seed; count what this run spent on it
+        energy_j, wall_s = m.energy_j_total, m.duration_s
+        kinds.add(f"{m.kind} ({m.method})")
+    meter.begin("train")
+    result = train(model, splits, epochs=cfg.epochs, lr=cfg.lr, batch_size=cfg.batch_size,
+                   seed=seed, device="cpu", progress=False, hooks=hooks)
+    m = meter.end("train")
+    energy_j, wall_s = energy_j + m.energy_j_total, wall_s + m.duration_s
+    kinds.add(f"{m.kind} ({m.method})")
+    metrics = evaluate(model, splits.test, preprocess=splits.preprocess, device="cpu")
+    ret = source_retention(model, cell.source, target_class_names=list(splits.class_names),
+                           device="cpu") if cell.source is not None else {}
+    penalties = [h.penalty_to_task_loss for h in result.history if h.penalty_to_task_loss is not None]
+    fisher = next((h.info for h in hooks if hasattr(h, "info")), None)
     return {
         "strategy": strategy, "seed": seed,
         "target_accuracy": metrics["accuracy"],
@@ -71,12 +107,11 @@ def run_cell(args, strategy: str, seed: int, out: Path) -> dict:
         "source_accuracy_after": ret.get("accuracy_after"),
         "source_accuracy_after_source_head": ret.get("accuracy_after_source_head"),
         "retention": ret.get("retention"),
-        "trainable_params": max(h.get("trainable_params") or 0 for h in history)
-        or manifest["params"]["trainable_params"],
-        "train_energy_j": sum(p["energy_j"] for p in phases),
-        "energy_kind": carbon.get("kind"), "energy_methods": carbon.get("methods"),
-        "train_wall_s": sum(p["duration_s"] for p in phases),
-        "pipeline_wall_s": wall_total,
+        # progressive: the most parameters that trained in any epoch (all groups by the end)
+        "trainable_params": max(h.trainable_params or 0 for h in result.history) or params.trainable_params,
+        "train_energy_j": energy_j, "energy_kind": sorted(kinds),
+        "train_wall_s": wall_s,
+        "fisher_cache_hit": None if fisher is None else fisher.get("cache_hit"),
         "penalty_to_task_loss_last_epoch": penalties[-1] if penalties else None,
     }
 
@@ -132,9 +167,9 @@ def markdown(rows: list[dict], summary: list[dict], load: dict, args) -> str:
     ds = paired_vs(rows, "finetune", "source_accuracy_after")
     for s in dt:
         lines.append(f"| {s} | {_ci(dt[s], 100, '{:+.1f}')} | {_ci(ds.get(s), 100, '{:+.1f}')} |")
-    kinds = sorted({str(r["energy_kind"]) + " (" + "+".join(r["energy_methods"] or []) + ")" for r in rows})
-    lines += ["", f"Energy: {', '.join(kinds)}; phases {', '.join(TRAIN_PHASES)} only (no export, "
-              "no source pretraining). Load average (1/5/15 min) at start "
+    kinds = sorted({k for r in rows for k in r["energy_kind"]})
+    lines += ["", f"Energy: {', '.join(kinds)}: training (and EWC's Fisher when computed, not "
+              "when read from its cache) only; no export, no source pretraining. Load average (1/5/15 min) at start "
               f"{load['start']}, at end {load['end']}; machine shared, wall times are noisy.", ""]
     return "\n".join(lines)
 
@@ -149,11 +184,14 @@ def main() -> None:
     p.add_argument("--image-size", type=int, default=None)
     p.add_argument("--epochs", type=int, default=None)
     p.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
-    p.add_argument("--strategies", nargs="+", default=list(STRATEGIES))
+    p.add_argument("--strategies", nargs="+", default=list(STRATEGIES),
+                   help="run in this order, every seed of one before the next")
     p.add_argument("--ewc-lambda", type=float, default=None)
     p.add_argument("--l2sp-alpha", type=float, default=None)
     p.add_argument("--l2sp-beta", type=float, default=None)
     p.add_argument("--out", type=Path, default=None, help="write rows + table here (json, md)")
+    p.add_argument("--from-rows", type=Path, default=None,
+                   help="only summarise JSON rows (one per line) printed by an earlier run")
     args = p.parse_args()
     from hackforge_edge.recipes.train_and_export import TrainExportConfig
 
@@ -166,12 +204,20 @@ def main() -> None:
     torch.set_num_threads(int(os.environ.get("OMP_NUM_THREADS", "2")))
     load = {"start": _load()}
     rows = []
-    with tempfile.TemporaryDirectory(prefix="hf-bench-strategies-") as tmp:
+    if args.from_rows:
+        rows = [json.loads(ln) for ln in args.from_rows.read_text().splitlines() if ln.startswith("{")]
+        args.seeds = sorted({r["seed"] for r in rows})
+        args.strategies = []
+    cells: dict[int, Cell] = {}
+    # strategy-major: an interrupted run still holds every seed of the strategies listed first
+    for s in (args.strategies if not args.from_rows else []):
         for seed in args.seeds:
-            for s in args.strategies:
-                row = run_cell(args, s, seed, Path(tmp) / f"{s}-{seed}")
-                rows.append(row)
-                print(json.dumps(row), flush=True)
+            if seed not in cells:
+                cells[seed] = Cell(args, seed)
+            row = run_cell(cells[seed], s)
+            row["load_average"] = _load()
+            rows.append(row)
+            print(json.dumps(row), flush=True)
     load["end"] = _load()
     summary = summarise(rows)
     md = markdown(rows, summary, load, args)
