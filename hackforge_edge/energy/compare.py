@@ -94,7 +94,11 @@ def _bundle_row(bundle: Path) -> dict[str, Any]:
             "roc_auc": "measured (metrics.json)",
             "trainable_params": "counted (manifest.json params; the largest per-epoch count when "
                                 "training.history has one)",
-            "source_accuracy": "measured (metrics.json source_retention, source-domain test split)",
+            "source_accuracy_before": "measured (metrics.json source_retention: the source model "
+                                      "on the source-domain test split)",
+            "source_accuracy_after": "measured (metrics.json source_retention: the transferred "
+                                     "model on the source-domain test split)",
+            "source_retention": "ratio after / before (metrics.json source_retention)",
             "energy_kwh": f"{kind} ({methods})" + ("" if totals.get("complete", True) else ", incomplete: lower bound"),
             "co2_kg": f"{kind} ({methods}; {grid_txt})",
         },

@@ -299,7 +299,9 @@ def train(model: "nn.Module", splits: DatasetSplits, *, epochs: int, lr: float, 
                 "schedule": schedule, "batch_size": batch_size, "epochs": epochs, "seed": seed,
                 "augment": bool(augment), "validate": bool(do_val),
                 "trainable_params": int(sum(p.numel() for p in params)),
-                "param_groups": [{"name": g.get("group_name", str(i)), "peak_lr": g.get("max_lr", g.get("initial_lr", g["lr"])),
+                # each group's peak lr (OneCycleLR keeps it as max_lr, cosine as initial_lr)
+                "param_groups": [{"name": g.get("group_name", str(i)),
+                                  "peak_lr": g.get("max_lr", g.get("initial_lr", g["lr"])),
                                   "weight_decay": g["weight_decay"]}
                                  for i, g in enumerate(opt.param_groups)],
                 "hooks": [s for s in (h.summary() for h in hooks if hasattr(h, "summary"))]},
