@@ -222,7 +222,7 @@ def test_per_sample_fisher_is_not_the_square_of_a_batch_mean():
     torch.nn.init.zeros_(model.weight)
     x = torch.tensor([[1.0, 2.0, -1.0], [-1.0, -2.0, 1.0]])
     y = torch.tensor([0, 0])
-    fisher, info = empirical_fisher(model, [(x, y)])
+    fisher, info = empirical_fisher(model, [(x, y)], method="vmap")
     loss = torch.nn.functional.cross_entropy(model(x), y)  # the batch-mean gradient
     (g,) = torch.autograd.grad(loss, [model.weight])
     assert torch.allclose(g, torch.zeros_like(g))  # squared: a Fisher of zero, wrongly

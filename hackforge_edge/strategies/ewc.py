@@ -5,8 +5,9 @@ EWCPlugin omits it, so its lambda is this lambda / 2). F is the diagonal empiric
 source task at the source weights theta*: the MEAN OF SQUARED PER-SAMPLE gradients of the
 cross-entropy with the ground-truth labels. Squaring a batch-mean gradient instead lets opposing
 gradients cancel and underestimates importance (a known bug in several public implementations).
-Per-sample gradients come from ``torch.func.vmap`` over ``torch.func.grad`` (batch size 1 as
-a fallback for modules vmap cannot trace); the Fisher itself is a mean of squares, which no
+Per-sample gradients come from ``torch.func.vmap`` over ``torch.func.grad`` on a GPU, and from
+batch size 1 on the CPU (measured here on ResNet-18 at 64 px, 8 samples, one thread: batch
+size 1 took 10 s, vmap 18 s; vmap is also the fallback-free choice on CUDA); the Fisher itself is a mean of squares, which no
 maintained package provides on its own without pulling in a whole continual-learning framework.
 
 Parameters whose shape differs between source and target (a new head), and the head itself
@@ -31,7 +32,7 @@ log = logging.getLogger(__name__)
 
 
 def empirical_fisher(model: "nn.Module", batches: Iterable[tuple[Any, Any]], *,
-                     names: Iterable[str] | None = None, method: str = "vmap"
+                     names: Iterable[str] | None = None, method: str = "auto"
                      ) -> tuple[dict[str, "torch.Tensor"], dict[str, Any]]:
     """Diagonal empirical Fisher: mean over samples of the squared per-sample gradient.
 
@@ -39,17 +40,19 @@ def empirical_fisher(model: "nn.Module", batches: Iterable[tuple[Any, Any]], *,
     mode (BatchNorm uses its running statistics, dropout is off), so the Fisher is of the model
     at theta* as it predicts. ``names``: parameters to include (default: all). ``method``:
     "vmap" (torch.func per-sample gradients, falling back to "loop" when vmap cannot trace the
-    model) or "loop" (batch size 1). Returns (name -> float32 tensor on CPU, info with
+    model), "loop" (batch size 1) or "auto" (vmap on CUDA, loop on the CPU). Returns (name -> float32 tensor on CPU, info with
     n_samples and the method used).
     """
     import torch
 
-    if method not in ("vmap", "loop"):
-        raise UsageError(f"Fisher method must be vmap or loop, got {method!r}")
+    if method not in ("vmap", "loop", "auto"):
+        raise UsageError(f"Fisher method must be auto, vmap or loop, got {method!r}")
     was_training = model.training
     model.eval()
     wanted = set(names) if names is not None else None
     params = {n: p.detach() for n, p in model.named_parameters() if wanted is None or n in wanted}
+    if method == "auto":
+        method = "vmap" if next(iter(params.values())).is_cuda else "loop"
     fisher = {n: torch.zeros_like(p, dtype=torch.float32) for n, p in params.items()}
     n_samples, used = 0, method
     try:
