@@ -56,6 +56,7 @@ class Cell:
 
         self.cfg = TrainExportConfig(model=args.model, seed=seed, epochs=args.epochs,
                                      image_size=args.image_size, progress=False, device="cpu",
+                                     lr=args.lr,
                                      ewc_lambda=args.ewc_lambda, l2sp_alpha=args.l2sp_alpha,
                                      l2sp_beta=args.l2sp_beta)
         self.splits = load_dataset(None, image_size=args.image_size, seed=seed)
@@ -151,8 +152,9 @@ def _ci(cell, scale=1.0, fmt="{:.3f}") -> str:
 
 
 def markdown(rows: list[dict], summary: list[dict], load: dict, args) -> str:
-    lines = [f"Strategies on the default synthetic task ({args.model}, {args.image_size} px, "
-             f"{args.epochs} epochs), seeds {args.seeds}; mean ± 95 % t half-width over seeds.", "",
+    lines = [f"Strategies on the synthetic task ({args.model}, {args.image_size} px, {args.epochs} "
+             f"epochs, lr {args.lr:g}, ewc lambda {args.ewc_lambda:g}, l2sp alpha {args.l2sp_alpha:g} "
+             f"beta {args.l2sp_beta:g}), seeds {args.seeds}; mean ± 95 % t half-width over seeds.", "",
              "| strategy | target acc | source acc after | retention | trainable params | "
              "train energy (J, estimated) | train wall (s) |", "|---|---|---|---|---|---|---|"]
     for c in summary:
@@ -183,6 +185,7 @@ def main() -> None:
     p.add_argument("--model", default=None, help="default: the no-argument run's model")
     p.add_argument("--image-size", type=int, default=None)
     p.add_argument("--epochs", type=int, default=None)
+    p.add_argument("--lr", type=float, default=None, help="AdamW peak lr (default: the recipe's)")
     p.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
     p.add_argument("--strategies", nargs="+", default=list(STRATEGIES),
                    help="run in this order, every seed of one before the next")
@@ -196,7 +199,7 @@ def main() -> None:
     from hackforge_edge.recipes.train_and_export import TrainExportConfig
 
     d = TrainExportConfig()
-    for k in ("model", "image_size", "epochs", "ewc_lambda", "l2sp_alpha", "l2sp_beta"):
+    for k in ("model", "image_size", "epochs", "lr", "ewc_lambda", "l2sp_alpha", "l2sp_beta"):
         if getattr(args, k) is None:
             setattr(args, k, getattr(d, k))
     import torch
