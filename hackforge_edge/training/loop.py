@@ -303,8 +303,7 @@ def train(model: "nn.Module", splits: DatasetSplits, *, epochs: int, lr: float, 
                 "param_groups": [{"name": g.get("group_name", str(i)),
                                   "peak_lr": g.get("max_lr", g.get("initial_lr", g["lr"])),
                                   "weight_decay": g["weight_decay"]}
-                                 for i, g in enumerate(opt.param_groups)],
-                "hooks": [s for s in (h.summary() for h in hooks if hasattr(h, "summary"))]},
+                                 for i, g in enumerate(opt.param_groups)]},
     )
 
 
