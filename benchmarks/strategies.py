@@ -148,7 +148,8 @@ def _ci(cell, scale=1.0, fmt="{:.3f}") -> str:
     if cell is None:
         return "n/a"
     m, h = cell
-    return fmt.format(m * scale) + ("" if math.isnan(h) else " ± " + fmt.format(h * scale))
+    half = fmt.replace("+", "")  # the half-width carries no sign
+    return fmt.format(m * scale) + ("" if math.isnan(h) else " ± " + half.format(h * scale))
 
 
 def markdown(rows: list[dict], summary: list[dict], load: dict, args) -> str:
@@ -211,6 +212,7 @@ def main() -> None:
         rows = [json.loads(ln) for ln in args.from_rows.read_text().splitlines() if ln.startswith("{")]
         args.seeds = sorted({r["seed"] for r in rows})
         args.strategies = []
+        load = {"start": rows[0].get("load_average"), "end": rows[-1].get("load_average")}
     cells: dict[int, Cell] = {}
     # strategy-major: an interrupted run still holds every seed of the strategies listed first
     for s in (args.strategies if not args.from_rows else []):
@@ -221,7 +223,8 @@ def main() -> None:
             row["load_average"] = _load()
             rows.append(row)
             print(json.dumps(row), flush=True)
-    load["end"] = _load()
+    if not args.from_rows:
+        load["end"] = _load()
     summary = summarise(rows)
     md = markdown(rows, summary, load, args)
     print(md)
