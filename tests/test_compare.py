@@ -113,3 +113,18 @@ def test_energy_including_the_reused_source_pretraining(tmp_path):
     assert row["energy_kwh_incl_source"] == pytest.approx(1.5)
     unknown = make_bundle(tmp_path, "lora2", "lora", 0.9, 1, 0.5, phases=hit)
     assert compare_bundles([unknown])[0]["energy_kwh_incl_source"] is None  # not recorded: unknown
+
+
+def test_source_retention_columns(tmp_path, bundles):
+    d = tmp_path / "ewc"
+    d.mkdir()
+    fx.metrics(0.85).model_copy(update={"source_retention": {
+        "accuracy_before": 0.9, "accuracy_after": 0.81, "retention": 0.9}}).write(d)
+    fx.training_carbon(2.1).write(d)
+    ewc = fx.finish(d, model="resnet18", strategy="ewc", params=fx.params(11_000_000, strategy="ewc"))
+    rows = compare_bundles([bundles[1], ewc])
+    assert rows[0]["source_accuracy_after"] is None  # no source data recorded: n/a, not zero
+    assert (rows[1]["source_accuracy_before"], rows[1]["source_accuracy_after"],
+            rows[1]["source_retention"]) == (0.9, 0.81, 0.9)
+    md = comparison_markdown(rows)
+    assert "source retention" in md and "| 0.9000 | 0.8100 | 0.900 |" in md

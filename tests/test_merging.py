@@ -162,9 +162,10 @@ def test_merged_bundle_is_served_like_onnxruntime_answers(merged):
     assert [p["index"] for p in body["predictions"]] == outs[0].argmax(1).tolist()
 
 
-def test_compare_shows_inputs_and_merge_per_task(merged, inputs, capsys):
+def test_compare_shows_inputs_and_merge_per_task(merged, inputs, capsys, monkeypatch):
     from hackforge_edge.cli import main
 
+    monkeypatch.setenv("COLUMNS", "400")   # the wide strategy table must not wrap the names
     assert main(["compare", str(merged)]) == 0
     out = capsys.readouterr().out
     assert "merge:ties" in out and "input:task_a" in out and "ensemble" in out

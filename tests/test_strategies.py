@@ -16,6 +16,10 @@ PROMISES = {
     "finetune": lambda n, head: True,
     "frozen": lambda n, head: n.startswith(head + "."),
     "lora": lambda n, head: "lora_" in n or f".{head}.modules_to_save." in n,
+    # without their loop hooks (tests/test_transfer_strategies.py has those promises):
+    "progressive": lambda n, head: n.startswith(head + "."),  # epoch 1: the head only
+    "ewc": lambda n, head: True,
+    "l2sp": lambda n, head: True,
 }
 CASES = [("tinycnn", 8), ("mobilenet_v3_small", 32)]
 

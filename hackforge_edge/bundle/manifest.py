@@ -84,6 +84,8 @@ class Manifest(Artifact):
     training: Optional[dict[str, Any]] = None
     lr: Optional[float] = None
     data: Optional[dict[str, Any]] = None
+    strategy_details: Optional[list[dict[str, Any]]] = Field(
+        default=None, description="per strategy hook: progressive groups and schedule, EWC/L2-SP settings")
     merge: Optional[dict[str, Any]] = Field(
         default=None, description="hf-edge merge: method, library and version, every setting, inputs")
     artifacts: dict[str, ArtifactEntry]

@@ -15,10 +15,10 @@ def train_and_export(
     model: str = typer.Option(_D["model"], help="Model from the registry: resnet18, resnet50, "
                               "efficientnet_b0, mobilenet_v2, mobilenet_v3_small (tinycnn for tests)."),
     strategy: Optional[str] = typer.Option(None, help="Transfer strategy. Images: scratch, frozen, "
-                                           f"finetune, lora (default {_D['strategy']}). Tabular: scratch, "
-                                           "regularized, bayesian (default), covariance, statmap."),
+                                           f"finetune, lora (default {_D['strategy']}), progressive, ewc, "
+                                           "l2sp. Tabular: scratch, regularized, bayesian (default), "
+                                           "covariance, statmap."),
     task: str = typer.Option("image", help="image | tabular (linear/logistic transfer on a table)."),
-    source_data: Optional[str] = typer.Option(None, help="Tabular: the source population's CSV."),
     target_column: Optional[str] = typer.Option(None, help="Tabular: the label/value column of the CSVs."),
     problem: Optional[str] = typer.Option(None, help="Tabular: classification | regression "
                                           "(inferred when unambiguous)."),
@@ -45,6 +45,20 @@ def train_and_export(
     lora_alpha: float = typer.Option(_D["lora_alpha"], help="LoRA alpha (update scaled by alpha/r)."),
     group_pattern: Optional[str] = typer.Option(None, help="Regex on file names whose match (or first "
                                                 "group) keeps a group, e.g. a patient id, in one split."),
+    unfreeze_every: int = typer.Option(_D["unfreeze_every"], help="progressive: epochs between "
+                                       "unfreezing one more layer group (from the head down)."),
+    lr_decay: float = typer.Option(_D["lr_decay"], help="progressive: group l of L trains at "
+                                   "lr / lr_decay^(L-l) (ULMFiT: 2.6)."),
+    slanted_triangular: bool = typer.Option(False, help="progressive: slanted triangular LR "
+                                            "schedule (10 % warm-up, linear decay) instead of cosine."),
+    ewc_lambda: float = typer.Option(_D["ewc_lambda"], help="ewc: penalty lambda/2 * sum F (theta - theta*)^2."),
+    ewc_gamma: float = typer.Option(_D["ewc_gamma"], help="ewc: online-EWC decay of earlier tasks' "
+                                    "Fisher in [0, 1] (a chain of tasks)."),
+    l2sp_alpha: float = typer.Option(_D["l2sp_alpha"], help="l2sp: alpha/2 ||w - w_source||^2 on the backbone."),
+    l2sp_beta: float = typer.Option(_D["l2sp_beta"], help="l2sp: beta/2 ||w_head||^2 on the new head."),
+    source_data: Optional[str] = typer.Option(None, help="ImageFolder the --weights PATH model was "
+                                              "trained on: EWC's Fisher and the forgetting measure. "
+                                              "Tabular: the source population's CSV."),
     variants: str = typer.Option("", help="Comma-separated extra exports judged on target data: fp16,int8."),
     profile: list[str] = typer.Option(list(DEFAULT_PROFILES), "--profile",
                                       help="Hardware profile name or YAML (repeatable)."),
@@ -95,7 +109,9 @@ def train_and_export(
         model=model, strategy=strategy, data=data, image_size=image_size, epochs=epochs,
         data_fraction=data_fraction, seed=seed, weights=weights, device=device, lr=lr,
         batch_size=batch_size, lora_rank=lora_rank, lora_alpha=lora_alpha,
-        group_pattern=group_pattern,
+        group_pattern=group_pattern, unfreeze_every=unfreeze_every, lr_decay=lr_decay,
+        slanted_triangular=slanted_triangular, ewc_lambda=ewc_lambda, ewc_gamma=ewc_gamma,
+        l2sp_alpha=l2sp_alpha, l2sp_beta=l2sp_beta, source_data=source_data,
         variants=tuple(v.strip() for v in variants.split(",") if v.strip()),
         profiles=tuple(profile), skip_profile=no_profile, region=region,
         grid_intensity=grid_intensity, pue=pue,

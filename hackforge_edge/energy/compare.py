@@ -51,6 +51,10 @@ def _bundle_row(path: Path, allow_incomplete: bool = False) -> dict[str, Any]:
     one_off = carbon.source_pretrain_one_off
     one_off_kwh = one_off.energy_j / J_PER_KWH if one_off and one_off.energy_j is not None else None
     energy_kwh = totals.energy_kwh
+    retention = metrics.source_retention or {}
+    # progressive unfreezing changes the count per epoch: the most that trained in any epoch
+    per_epoch = [h.get("trainable_params") for h in (manifest.training or {}).get("history") or []
+                 if isinstance(h, dict) and h.get("trainable_params") is not None]
     with_source = (energy_kwh + one_off_kwh if one_off_kwh is not None
                    else energy_kwh if source_pretrain != "cache hit (not counted)" else None)
     return {
@@ -61,7 +65,12 @@ def _bundle_row(path: Path, allow_incomplete: bool = False) -> dict[str, Any]:
         "accuracy": metrics.accuracy,
         "f1": metrics.f1,
         "roc_auc": metrics.roc_auc,
-        "trainable_params": manifest.params.trainable_params,
+        "trainable_params": max(per_epoch) if per_epoch else manifest.params.trainable_params,
+        # forgetting: source-domain test accuracy of the source model (before) and of the
+        # transferred model (after); None where the run had no source data
+        "source_accuracy_before": retention.get("accuracy_before"),
+        "source_accuracy_after": retention.get("accuracy_after"),
+        "source_retention": retention.get("retention"),
         "total_params": manifest.params.total_params,
         "energy_kwh": energy_kwh,
         "co2_kg": totals.co2_kg,
@@ -78,7 +87,13 @@ def _bundle_row(path: Path, allow_incomplete: bool = False) -> dict[str, Any]:
             "accuracy": "measured (metrics.json, target-domain test split)",
             "f1": "measured (metrics.json)",
             "roc_auc": "measured (metrics.json)",
-            "trainable_params": "counted (manifest.json params)",
+            "trainable_params": "counted (manifest.json params; the largest per-epoch count when "
+                                "training.history has one)",
+            "source_accuracy_before": "measured (metrics.json source_retention: the source model "
+                                      "on the source-domain test split)",
+            "source_accuracy_after": "measured (metrics.json source_retention: the transferred "
+                                     "model on the source-domain test split)",
+            "source_retention": "ratio after / before (metrics.json source_retention)",
             "energy_kwh": f"{kind} ({methods})" + ("" if totals.complete else ", incomplete: lower bound"),
             "co2_kg": f"{kind} ({methods}; {grid_txt})",
         },
@@ -133,7 +148,10 @@ def _cells(r: dict[str, Any]) -> list[str]:
     band_txt = f" [{band[0]:+.0%}/{band[1]:+.0%}]" if band else ""
     return [
         r["bundle"], str(r["model"]), str(r["strategy"]), _fmt(r["accuracy"], ".4f"),
-        _fmt(r["trainable_params"], ","), _fmt(r["energy_kwh"], ".3g") + band_txt,
+        _fmt(r["trainable_params"], ","),
+        _fmt(r.get("source_accuracy_before"), ".4f"), _fmt(r.get("source_accuracy_after"), ".4f"),
+        _fmt(r.get("source_retention"), ".3f"),
+        _fmt(r["energy_kwh"], ".3g") + band_txt,
         _fmt(r["co2_kg"], ".3g"), _pct(vs.get("energy_pct")) if vs else "-",
         _pct(vs.get("co2_pct")) if vs else "-",
         _fmt(vs.get("accuracy_points"), "+.2f") if vs else "-",
@@ -142,7 +160,8 @@ def _cells(r: dict[str, Any]) -> list[str]:
     ]
 
 
-HEADERS = ["bundle", "model", "strategy", "accuracy", "trainable", "kWh", "CO2 kg",
+HEADERS = ["bundle", "model", "strategy", "accuracy", "trainable", "source acc before",
+           "source acc after", "source retention", "kWh", "CO2 kg",
            "kWh vs scratch", "CO2 vs scratch", "acc vs scratch (pts)", "energy kind (method)",
            "source pretraining", "kWh incl. source pretraining"]
 
@@ -165,7 +184,9 @@ def _caption(rows: list[dict[str, Any]]) -> str:
     grids = sorted({r["provenance"]["co2_kg"].split("; ", 1)[-1].rstrip(")") for r in rows})
     kinds = sorted({r["energy_kind"] for r in rows})
     parts = [f"energy kinds: {', '.join(kinds)}", f"grid: {' | '.join(grids)}",
-             "accuracy measured on the target test split; params counted"]
+             "accuracy measured on the target test split; params counted",
+             "source acc: measured on the source-domain test split, before = the source model, "
+             "after = the transferred model, retention = after / before (n/a: no source data)"]
     if any(not r.get("energy_complete", True) for r in rows):
         parts.append("some energy totals are incomplete (lower bounds)")
     if any(r.get("source_pretrain") == "cache hit (not counted)" for r in rows):

@@ -41,6 +41,15 @@ class TrainExportConfig:
     lora_rank: int = DEFAULTS.lora_rank
     lora_alpha: float = DEFAULTS.lora_alpha
     group_pattern: str | None = None
+    # transfer strategies (progressive, ewc, l2sp): see hackforge_edge.strategies
+    unfreeze_every: int = 1
+    lr_decay: float = 2.6
+    slanted_triangular: bool = False
+    ewc_lambda: float = 1000.0
+    ewc_gamma: float = 1.0
+    l2sp_alpha: float = 0.1
+    l2sp_beta: float = 0.01
+    source_data: str | None = None     # source ImageFolder behind --weights PATH (EWC, retention)
     variants: tuple[str, ...] = ()
     profiles: tuple[str, ...] = DEFAULT_PROFILES
     skip_profile: bool = False
@@ -105,6 +114,9 @@ def _check_inputs(cfg: TrainExportConfig) -> None:
         raise UsageError(f"--weights must be one of {', '.join(WEIGHT_CHOICES)} or an existing "
                          f".pt/.pth file; {cfg.weights!r} is neither")
     StrategyOptions(lora_rank=cfg.lora_rank, lora_alpha=cfg.lora_alpha)  # validates its fields
+    from hackforge_edge.recipes.strategy_steps import check_strategy_inputs
+
+    check_strategy_inputs(cfg)  # progressive/ewc/l2sp ranges, ewc's need for source data
     if not cfg.skip_profile:
         from hackforge_edge.profiling.preflight import check_profiles
         from hackforge_edge.profiling import load_profile
@@ -207,18 +219,22 @@ def _execute(cfg, out: Path, started_at: str, req, grid, splits, say) -> Path:
         model = build()
     weights_info = _weights_identity(model, weights)
 
-    model, params = apply_strategy(model, cfg.strategy, lora_rank=cfg.lora_rank,
-                                   lora_alpha=cfg.lora_alpha, seed=cfg.seed)
+    from hackforge_edge.recipes import strategy_steps
+
+    model, params = apply_strategy(model, cfg.strategy, options=strategy_steps.strategy_options(cfg))
     say(f"strategy {cfg.strategy}: {params.trainable_params:,} of {params.total_params:,} parameters trainable")
+    source_task = strategy_steps.load_source(cfg)
+    hooks = strategy_steps.make_hooks(cfg, model, source_task, phases, say)
 
     lr = cfg.lr
     with phases.phase("target_transfer"):
         result = train(model, splits, epochs=cfg.epochs, lr=lr, batch_size=cfg.batch_size,
-                       seed=cfg.seed, device=cfg.device, progress=cfg.progress)
+                       seed=cfg.seed, device=cfg.device, progress=cfg.progress, hooks=hooks)
         metrics = evaluate(model, splits.test, preprocess=splits.preprocess,
                            class_names=splits.class_names, device=cfg.device)
     metrics_doc = Metrics.from_evaluation(
-        metrics, split="test", method="PyTorch model on the held-out target-domain test split")
+        metrics, split="test", method="PyTorch model on the held-out target-domain test split",
+        source_retention=strategy_steps.retention(cfg, model, source_task, splits.class_names, phases, say))
     metrics_doc.write(out)
     say(f"target test accuracy {metrics_doc.accuracy:.3f}, ROC-AUC {metrics_doc.roc_auc}")
 
@@ -278,6 +294,7 @@ def _execute(cfg, out: Path, started_at: str, req, grid, splits, say) -> Path:
         "weights": weights_info,
         "source_model": source_info,
         "training": result.to_json(),
+        "strategy_details": strategy_steps.hook_summaries(hooks),
         "lr": lr,
         "data": splits.description,
     })

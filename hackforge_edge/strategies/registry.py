@@ -8,8 +8,10 @@ BatchNorm running statistics follow the target data under every strategy: they a
 not trained parameters, and re-estimating them on the target domain is a cheap, well-known
 domain adaptation (AdaBN, Li et al. 2016) that a frozen backbone would otherwise miss.
 
-Later strategies that need the training loop's help (progressive unfreezing, EWC) register
-here with a ``make_hooks`` factory; :func:`hackforge_edge.training.train` takes its hooks.
+Strategies that need the training loop's help register a ``make_hooks`` factory too:
+``progressive`` (progressive unfreezing + discriminative learning rates), ``ewc`` (elastic
+weight consolidation) and ``l2sp`` (L2 toward the starting point), each in its own module;
+:func:`build_hooks` makes them and :func:`hackforge_edge.training.train` takes them.
 """
 
 from __future__ import annotations
@@ -35,8 +37,22 @@ class StrategyOptions:
     lora_alpha: float = 16.0
     lora_dropout: float = 0.0
     seed: int = 0  # seeds scratch's re-initialisation
+    # progressive: one more layer group unfreezes every `unfreeze_every` epochs; group l of L
+    # trains at lr / lr_decay ** (L - l); slanted_triangular swaps the cosine decay for STLR
+    unfreeze_every: int = 1
+    lr_decay: float = 2.6
+    slanted_triangular: bool = False
+    # ewc: lambda / 2 * sum F (theta - theta*)^2; gamma decays earlier tasks' Fisher (online)
+    ewc_lambda: float = 1000.0
+    ewc_gamma: float = 1.0
+    # l2sp: alpha / 2 * ||w_S - w_S^0||^2 + beta / 2 * ||w_head||^2
+    l2sp_alpha: float = 0.1
+    l2sp_beta: float = 0.01
 
     def __post_init__(self):
+        from hackforge_edge.strategies.options_check import check_transfer_options
+
+        check_transfer_options(self)
         if int(self.lora_rank) < 1:
             raise UsageError(f"--lora-rank must be a positive integer, got {self.lora_rank}")
         if float(self.lora_alpha) <= 0:
@@ -78,18 +94,20 @@ class Strategy:
     name: str
     description: str
     apply: Callable[["nn.Module", StrategyOptions], "nn.Module"]
-    # returns training-loop hooks (see hackforge_edge.training.TrainHook); none needed so far
-    make_hooks: Callable[["nn.Module"], list] = field(default=lambda model: [])
+    # (model, options, source_task | None, device) -> training-loop hooks (see
+    # hackforge_edge.training.loop.TrainHook); most strategies need none
+    make_hooks: Callable[..., list] = field(default=lambda model, opts, source, device: [])
 
 
 STRATEGIES: dict[str, Strategy] = {}
 
 
-def register_strategy(name: str, description: str):
+def register_strategy(name: str, description: str, make_hooks: Callable[..., list] | None = None):
     def deco(fn):
         if name in STRATEGIES:
             raise ValueError(f"strategy {name!r} registered twice")
-        STRATEGIES[name] = Strategy(name, description, fn)
+        STRATEGIES[name] = (Strategy(name, description, fn, make_hooks) if make_hooks is not None
+                            else Strategy(name, description, fn))
         return fn
     return deco
 
@@ -203,18 +221,35 @@ def param_report(model: "nn.Module", strategy: str, deployed_params: int) -> Par
 
 
 def apply_strategy(model: "nn.Module", name: str, *, lora_rank: int = 8, lora_alpha: float = 16.0,
-                   lora_dropout: float = 0.0, seed: int = 0) -> tuple["nn.Module", ParamReport]:
+                   lora_dropout: float = 0.0, seed: int = 0,
+                   options: StrategyOptions | None = None) -> tuple["nn.Module", ParamReport]:
     """Prepare ``model`` (built by create_model) for strategy ``name``.
 
     Returns the model to train (under lora a ``peft.PeftModel`` wrapping it: call
     ``merge_and_unload()`` to fold the adapters) and its :class:`ParamReport`.
     ``lora_rank``/``lora_alpha``/``lora_dropout``: LoRA rank r, scaling alpha (the update is
     scaled by alpha / r) and dropout probability. ``seed`` seeds scratch's re-initialisation.
+    ``options``: a full StrategyOptions (progressive/ewc/l2sp settings); replaces the others.
     """
     strategy = get_strategy(name)
-    opts = StrategyOptions(lora_rank=lora_rank, lora_alpha=lora_alpha, lora_dropout=lora_dropout, seed=seed)
+    opts = options or StrategyOptions(lora_rank=lora_rank, lora_alpha=lora_alpha,
+                                      lora_dropout=lora_dropout, seed=seed)
     head_module_name(model)  # fail early on a model without hf_edge_meta
     deployed = count_params(model)
     out = strategy.apply(model, opts)
     out.hf_edge_meta["strategy"] = name
     return out, param_report(out, name, deployed)
+
+
+def build_hooks(model: "nn.Module", name: str, options: StrategyOptions | None = None, *,
+                source: Any = None, device: str = "auto") -> list:
+    """Training-loop hooks of strategy ``name`` for ``model`` (after apply_strategy).
+
+    ``source``: the :class:`hackforge_edge.strategies.source_task.SourceTask` (ewc needs it for
+    its Fisher; l2sp anchors to the model's starting weights either way).
+    """
+    return list(get_strategy(name).make_hooks(model, options or StrategyOptions(), source, device))
+
+
+# strategies in their own modules register themselves on import (kept last: they import this)
+from hackforge_edge.strategies import ewc, l2sp, progressive  # noqa: E402,F401

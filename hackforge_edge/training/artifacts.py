@@ -56,6 +56,9 @@ class Metrics(Artifact):
     positive_class: Optional[str] = None
     average: Optional[Literal["binary", "macro"]] = None
     regression: Optional[RegressionMetrics] = None
+    source_retention: Optional[dict[str, Any]] = Field(
+        default=None, description="forgetting: the source test split before and after transfer "
+                                  "(accuracy_before, accuracy_after, retention, method), or why not measured")
     per_task: Optional[dict[str, Any]] = Field(
         default=None, description="merged multi-task bundles: the metrics of each task's test split")
     predictive: Optional[dict[str, Any]] = Field(
@@ -68,6 +71,7 @@ class Metrics(Artifact):
     method: str
 
     @classmethod
-    def from_evaluation(cls, metrics: dict[str, Any], *, split: str, method: str) -> "Metrics":
+    def from_evaluation(cls, metrics: dict[str, Any], *, split: str, method: str,
+                        **extra: Any) -> "Metrics":
         """From ``training.loop.evaluate``'s dict (classification metrics, loss, duration)."""
-        return cls(**metrics, split=split, n_images=int(metrics["n"]), method=method)
+        return cls(**metrics, split=split, n_images=int(metrics["n"]), method=method, **extra)

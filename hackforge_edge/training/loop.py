@@ -31,11 +31,30 @@ if TYPE_CHECKING:
 
 
 class TrainHook(Protocol):
-    """What a strategy that needs the loop (progressive unfreezing, EWC) can plug in."""
+    """What a strategy that needs the loop (progressive unfreezing, EWC, L2-SP) can plug in.
+
+    Required: ``on_epoch_start(model, epoch)`` (1-based epoch, before its first step; may flip
+    requires_grad: the optimizer holds every parameter a hook's param groups name, and AdamW
+    skips a parameter without a gradient) and ``extra_loss(model)`` (a term added to the task
+    loss, e.g. a penalty, or None). Optional, looked up with getattr:
+    ``param_groups(model, lr, weight_decay) -> list[dict] | None`` (AdamW param groups, each
+    with its own ``lr``; the first hook returning groups wins) and
+    ``make_scheduler(optimizer, total_steps) -> LRScheduler | None`` (replaces the cosine
+    decay; stepped once per batch).
+    """
 
     def on_epoch_start(self, model: "nn.Module", epoch: int) -> None: ...
 
     def extra_loss(self, model: "nn.Module") -> "torch.Tensor | None": ...
+
+
+def _first_from_hooks(hooks: Sequence[TrainHook], method: str, *args):
+    for h in hooks:
+        fn = getattr(h, method, None)
+        out = fn(*args) if fn is not None else None
+        if out is not None:
+            return out
+    return None
 
 
 @dataclass(frozen=True)
@@ -47,8 +66,13 @@ class EpochRecord:
     train_accuracy: float
     val_loss: float | None
     val_accuracy: float | None
-    lr: float  # learning rate at the end of the epoch
+    lr: float  # learning rate at the end of the epoch (the highest of the param groups)
     duration_s: float
+    trainable_params: int | None = None  # parameters with requires_grad during this epoch
+    # mean of the hooks' extra loss (a penalty) per step, and its ratio to the mean task loss:
+    # below about 1e-3 a penalty is effectively off. None without an extra loss.
+    penalty_loss: float | None = None
+    penalty_to_task_loss: float | None = None
 
 
 @dataclass
@@ -191,8 +215,13 @@ def train(model: "nn.Module", splits: DatasetSplits, *, epochs: int, lr: float, 
         raise UsageError("the model has no trainable parameters (apply a strategy first)")
     epochs, batch_size = int(epochs), int(batch_size)
     steps_per_epoch = -(-len(splits.train) // batch_size)
-    opt = torch.optim.AdamW(params, lr=float(lr), weight_decay=float(weight_decay))
-    sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, T_max=epochs * steps_per_epoch)
+    groups = _first_from_hooks(hooks, "param_groups", model, float(lr), float(weight_decay))
+    opt = torch.optim.AdamW(groups if groups is not None else params, lr=float(lr),
+                            weight_decay=float(weight_decay))
+    sched = _first_from_hooks(hooks, "make_scheduler", opt, epochs * steps_per_epoch)
+    schedule = "hook" if sched is not None else "cosine"
+    if sched is None:
+        sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, T_max=epochs * steps_per_epoch)
     loss_fn = torch.nn.CrossEntropyLoss()
     pre = splits.preprocess
     do_val = validate and len(splits.val) > 0
@@ -212,6 +241,8 @@ def train(model: "nn.Module", splits: DatasetSplits, *, epochs: int, lr: float, 
             rng = np.random.default_rng([seed, epoch])
             order = rng.permutation(len(splits.train))
             tot_loss = tot_correct = n_seen = 0.0
+            tot_extra, has_extra = 0.0, False
+            trainable_now = int(sum(p.numel() for p in model.parameters() if p.requires_grad))
             for x, y in iter_batches(splits.train, pre, batch_size, order=order,
                                      rng=rng if augment else None):
                 t0 = time.perf_counter()
@@ -220,15 +251,17 @@ def train(model: "nn.Module", splits: DatasetSplits, *, epochs: int, lr: float, 
                     xb = torch.from_numpy(x).to(dev)
                     yb = torch.from_numpy(np.asarray(y, np.int64)).to(dev)
                     logits = model(xb)
-                    loss = loss_fn(logits, yb)
+                    task_loss = loss = loss_fn(logits, yb)
                     for h in hooks:
                         extra = h.extra_loss(model)
                         if extra is not None:
                             loss = loss + extra
+                            tot_extra += float(extra.detach()) * len(y)
+                            has_extra = True
                     opt.zero_grad(set_to_none=True)
                     loss.backward()
                     opt.step()
-                    tot_loss += float(loss.detach()) * len(y)
+                    tot_loss += float(task_loss.detach()) * len(y)
                     tot_correct += float((logits.detach().argmax(1) == yb).sum())
                     n_seen += len(y)
                 sched.step()
@@ -243,9 +276,12 @@ def train(model: "nn.Module", splits: DatasetSplits, *, epochs: int, lr: float, 
                 key = (val_acc, -val_loss)
                 if best is None or key > best[0]:
                     best = (key, epoch, copy.deepcopy(model.state_dict()))
-            rec = EpochRecord(epoch, tot_loss / max(n_seen, 1), tot_correct / max(n_seen, 1),
-                              val_loss, val_acc, float(sched.get_last_lr()[0]),
-                              time.perf_counter() - t_epoch)
+            mean_task = tot_loss / max(n_seen, 1)
+            mean_extra = tot_extra / max(n_seen, 1) if has_extra else None
+            rec = EpochRecord(epoch, mean_task, tot_correct / max(n_seen, 1),
+                              val_loss, val_acc, float(max(sched.get_last_lr())),
+                              time.perf_counter() - t_epoch, trainable_now, mean_extra,
+                              None if mean_extra is None or mean_task <= 0 else mean_extra / mean_task)
             history.append(rec)
             if val_acc is not None:
                 bar.update(task, info=f"loss {rec.train_loss:.3f} val acc {val_acc:.3f}")
@@ -260,9 +296,14 @@ def train(model: "nn.Module", splits: DatasetSplits, *, epochs: int, lr: float, 
         best_val_accuracy=best_val, device=str(dev), epochs=epochs, train_images=len(splits.train),
         train_images_per_s=seen / step_time if step_time > 0 else 0.0,
         config={"optimizer": "AdamW", "lr": float(lr), "weight_decay": float(weight_decay),
-                "schedule": "cosine", "batch_size": batch_size, "epochs": epochs, "seed": seed,
+                "schedule": schedule, "batch_size": batch_size, "epochs": epochs, "seed": seed,
                 "augment": bool(augment), "validate": bool(do_val),
-                "trainable_params": int(sum(p.numel() for p in params))},
+                "trainable_params": int(sum(p.numel() for p in params)),
+                # each group's peak lr (OneCycleLR keeps it as max_lr, cosine as initial_lr)
+                "param_groups": [{"name": g.get("group_name", str(i)),
+                                  "peak_lr": g.get("max_lr", g.get("initial_lr", g["lr"])),
+                                  "weight_decay": g["weight_decay"]}
+                                 for i, g in enumerate(opt.param_groups)]},
     )
 
 
