@@ -92,6 +92,20 @@ def reference_seq_len(name: str) -> int | None:
 
 
 # ---- fitting --------------------------------------------------------------------------------
+def require_scipy_optimize():
+    """``scipy.optimize``, or a one-line error naming the extra that brings it.
+
+    Fitting is a train/dev-side step (``hf-edge calibrate``); reading a stored fit
+    (:func:`load_calibration`, used by ``hf-edge profile``) needs no scipy.
+    """
+    try:
+        import scipy.optimize
+    except ImportError:
+        raise UsageError("hf-edge calibrate needs scipy, which is not installed: "
+                         "pip install 'hackforge-edge[train]'") from None
+    return scipy.optimize
+
+
 @dataclass
 class Point:
     """One measured latency and the static analysis it belongs to."""
@@ -120,9 +134,10 @@ def _predict(points, feats, params, profile, roofs=None):
 
 
 def fit(points: list[Point], profile, *, prior: dict[str, float] | None = None) -> "Calibration":
-    """Fit the five efficiencies of ``profile``'s engine to ``points`` (log least squares)."""
+    """Fit the six parameters of ``profile``'s engine (PARAM_NAMES) to ``points`` (log least squares)."""
     import numpy as np
 
+    least_squares = require_scipy_optimize().least_squares
     from hackforge_edge.profiling.project import PARAM_NAMES, cache_bytes_of, layer_features
 
     if not points:
@@ -131,9 +146,9 @@ def fit(points: list[Point], profile, *, prior: dict[str, float] | None = None) 
     feats = [layer_features(p.static, profile.engine, cache_bytes=cache_bytes_of(profile))
              for p in points]
     meas = np.log([p.measured_s for p in points])
-    theta0 = np.log([max(prior[k], 1e-9) for k in PARAM_NAMES])
     upper = np.array([0.0, 0.0, 0.0, np.inf, np.inf, np.log(100.0)])   # efficiencies <= 1
     lower = np.array([-np.inf] * 5 + [0.0])                              # cache_speedup >= 1
+    theta0 = np.clip(np.log([max(prior[k], 1e-9) for k in PARAM_NAMES]), lower, upper)
     w_prior = math.sqrt(PRIOR_WEIGHT) / PRIOR_SIGMA_LOG
 
     def residuals(theta):
@@ -141,31 +156,9 @@ def fit(points: list[Point], profile, *, prior: dict[str, float] | None = None) 
         pred = np.log(_predict(points, feats, params, profile))
         return np.concatenate([pred - meas, w_prior * (theta - theta0)])
 
-    theta = theta0.copy()
-    lam = 1e-2
-    r = residuals(theta)
-    cost = float(r @ r)
-    for _ in range(200):               # Levenberg-Marquardt, numeric Jacobian in log space
-        jac = np.empty((r.size, theta.size))
-        for j in range(theta.size):
-            step = np.zeros_like(theta)
-            step[j] = 1e-4
-            jac[:, j] = (residuals(np.clip(theta + step, lower, upper)) - r) / 1e-4
-        a = jac.T @ jac
-        g = jac.T @ r
-        improved = False
-        for _ in range(10):
-            delta = -np.linalg.solve(a + lam * np.diag(np.diag(a) + 1e-9), g)
-            cand = np.clip(theta + delta, lower, upper)
-            rc = residuals(cand)
-            cc = float(rc @ rc)
-            if cc < cost:
-                theta, r, cost, lam = cand, rc, cc, max(lam / 3, 1e-7)
-                improved = True
-                break
-            lam *= 4
-        if not improved or np.max(np.abs(delta)) < 1e-6:
-            break
+    # trust-region reflective least squares in log space, bounds instead of clipping
+    theta = least_squares(residuals, theta0, bounds=(lower, upper), method="trf",
+                          xtol=1e-10, ftol=1e-10, gtol=1e-10).x
     params = dict(zip(PARAM_NAMES, [float(x) for x in np.exp(theta)]))
     pred = _predict(points, feats, params, profile)
     res = [math.log(pp / p.measured_s) for pp, p in zip(pred, points)]
@@ -190,7 +183,7 @@ def fit(points: list[Point], profile, *, prior: dict[str, float] | None = None) 
         roofs={"peak_fp32_flops": peak / pm.compute_scale, "bandwidth_bps": bw / pm.bandwidth_scale,
                "cpu_ghz": profile.cpu_ghz, "cores": profile.cpu_cores},
         device=(profile.detected or {}).get("cpu_model") if profile.detected else profile.display_name,
-        method=("log-latency least squares (Levenberg-Marquardt) over eta_c, eta_c_depthwise, "
+        method=("log-latency least squares (scipy.optimize.least_squares, trf, bounded) over eta_c, eta_c_depthwise, "
                 f"eta_m, t_launch_us, t_host_ms, cache_speedup with a log-normal prior (sigma ln 3, weight "
                 f"{PRIOR_WEIGHT}) towards the profile's defaults; latency statistic: {STATISTIC}"
                 + ("" if n > n_params else f"; only {n} point(s) for {n_params} parameters: band "
