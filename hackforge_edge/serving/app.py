@@ -24,7 +24,6 @@ import logging
 import threading
 import time
 from contextlib import asynccontextmanager
-from dataclasses import replace
 from pathlib import Path
 from typing import Any, Sequence
 
@@ -332,7 +331,7 @@ def create_app(model_path: str | Path, *, providers: Sequence[str] | None = None
     """
     settings = settings if settings is not None else load_settings()
     if providers:
-        settings = replace(settings, providers=tuple(providers))
+        settings = settings.model_copy(update={"providers": tuple(providers)})
     host = ModelHost(model_path, settings)
     metrics = ServingMetrics(ROUTES)
 
