@@ -303,12 +303,12 @@ def measure_points(models=REFERENCE_MODELS, *, batch_sizes=(1, 4), runs: int = 1
     Runs are interleaved (round r runs every model/batch once) so that load from other
     processes hits all models alike, and the fitted statistic is the minimum over rounds.
     ``threads`` defaults to 1: a single intra-op thread is far less sensitive to a shared,
-    busy CPU than a spinning thread pool.
+    busy CPU than a thread pool; with more, the pools' spin-wait is off (interleaved timing).
     """
-    import time
-
-    from hackforge_edge.profiling.measure import create_session, make_inputs
+    from hackforge_edge.profiling.measure import make_inputs
     from hackforge_edge.profiling.static import analyze
+    from hackforge_edge.runtime.session import make_session
+    from hackforge_edge.runtime.timing import time_interleaved
 
     cases = []
     for name in models:
@@ -316,21 +316,16 @@ def measure_points(models=REFERENCE_MODELS, *, batch_sizes=(1, 4), runs: int = 1
             progress(f"exporting/analysing {name}")
         path = export_reference(name, models_dir)
         seq = reference_seq_len(name)
-        sess = create_session(path, threads=threads)
+        # interleaved timing: no session may keep spinning threads after its call
+        sess = make_session(path, threads=threads, allow_spinning=False)
         for b in batch_sizes:
             feeds = make_inputs(sess, b, seq_len=seq)
-            for _ in range(max(1, warmup)):
-                sess.run(None, feeds)
-            cases.append({"name": name, "batch": b, "sess": sess, "feeds": feeds, "times": [],
+            cases.append({"name": name, "batch": b, "run": lambda s=sess, f=feeds: s.run(None, f),
                           "static": analyze(path, batch=b, seq_len=seq)})
     if progress:
         progress(f"measuring {len(cases)} cases x {runs} interleaved rounds")
-    for _ in range(runs):
-        for c in cases:
-            t0 = time.perf_counter()
-            c["sess"].run(None, c["feeds"])
-            c["times"].append(time.perf_counter() - t0)
-    return [Point(c["name"], c["batch"], min(c["times"]), c["static"]) for c in cases]
+    timings = time_interleaved([c["run"] for c in cases], warmup=max(1, warmup), runs=runs)
+    return [Point(c["name"], c["batch"], t.min_ms / 1e3, c["static"]) for c, t in zip(cases, timings)]
 
 
 def calibrate_local(models=REFERENCE_MODELS, *, batch_sizes=(1, 4), runs: int = 20,
