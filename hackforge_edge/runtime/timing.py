@@ -123,3 +123,24 @@ def time_interleaved(fns: Sequence[Callable[[], object]], *, warmup: int = 3,
             fns[i]()
             times[i].append((time.perf_counter() - t0) * 1e3)
     return [Timing(tuple(t), warmup) for t in times]
+
+
+def time_in_blocks(fns: Sequence[Callable[[], object]], *, rounds: int = 5, runs: int = 10,
+                   warmup: int = 3) -> list[Timing]:
+    """Time several callables each in its own block: every round runs, per callable, ``warmup``
+    untimed calls then ``runs`` timed ones; the order of the blocks rotates between rounds.
+
+    Use this to compare engines whose thread pools keep spinning after a call (onnxruntime's
+    intra-op pool by default, PyTorch's OpenMP pool): interleaving single calls would charge
+    one engine's spinning threads to the next engine's call. The warm-up at the start of each
+    block absorbs the hand-over; rounds spread slow drift in the machine's load over all.
+    Each Timing holds ``rounds x runs`` calls (``warmup`` = untimed calls per block).
+    """
+    if rounds < 1 or runs < 1 or warmup < 0:
+        raise UsageError(f"need rounds >= 1, runs >= 1 and warmup >= 0 (got {rounds}, {runs}, {warmup})")
+    times: list[list[float]] = [[] for _ in fns]
+    for r in range(rounds):
+        for k in range(len(fns)):
+            i = (r + k) % len(fns)
+            times[i].extend(time_calls(fns[i], warmup=warmup, runs=runs).times_ms)
+    return [Timing(tuple(t), warmup) for t in times]
