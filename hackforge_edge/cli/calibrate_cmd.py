@@ -32,7 +32,6 @@ def calibrate(
     from rich.table import Table
 
     from hackforge_edge.cli._console import make_console
-
     from hackforge_edge.profiling import calibrate as cal_mod
     from hackforge_edge.recipes.profile import parse_batch_sizes
 

@@ -73,10 +73,10 @@ class Backend(ABC):
     def read(self) -> Snapshot:
         """Cumulative joules per domain key (or the exception met reading it)."""
 
-    def start(self) -> None:
+    def start(self) -> None:  # noqa: B027 - optional hook, a no-op for counter backends
         """Called when the first window over this backend opens (polling backends start here)."""
 
-    def stop(self) -> None:
+    def stop(self) -> None:  # noqa: B027 - optional hook
         """Called when the last open window closes."""
 
     def window_details(self, begin: Any, end: Any) -> dict[str, Any]:

@@ -153,7 +153,7 @@ class Meter:
         band_weighted: list[tuple[float, Band | None]] = []
         kinds_read: set[str] = set()
         methods_read: list[str] = []
-        for b, start, end, x0, x1 in zip(self.backends, state.snapshots, ends, state.extras, extras):
+        for b, start, end, x0, x1 in zip(self.backends, state.snapshots, ends, state.extras, extras, strict=True):
             bdetails = b.window_details(x0, x1)
             anomalies.extend(bdetails.pop("_anomalies", []))
             details.update(bdetails)

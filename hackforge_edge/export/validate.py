@@ -16,7 +16,6 @@ from __future__ import annotations
 import math
 import os
 import platform
-from pathlib import Path
 from typing import Any, Mapping, Sequence
 
 import numpy as np

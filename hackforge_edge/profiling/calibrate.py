@@ -124,7 +124,7 @@ def _roofs(profile, mode=None) -> tuple[float, float]:
 def _predict(points, feats, params, profile, roofs=None):
     from hackforge_edge.profiling.project import predict_seconds
     out = []
-    for p, f in zip(points, feats):
+    for p, f in zip(points, feats, strict=True):
         peak, bw = _roofs(profile, p.mode)
         if roofs is not None:
             pm = profile.mode(p.mode)
@@ -152,16 +152,16 @@ def fit(points: list[Point], profile, *, prior: dict[str, float] | None = None) 
     w_prior = math.sqrt(PRIOR_WEIGHT) / PRIOR_SIGMA_LOG
 
     def residuals(theta):
-        params = dict(zip(PARAM_NAMES, np.exp(theta)))
+        params = dict(zip(PARAM_NAMES, np.exp(theta), strict=True))
         pred = np.log(_predict(points, feats, params, profile))
         return np.concatenate([pred - meas, w_prior * (theta - theta0)])
 
     # trust-region reflective least squares in log space, bounds instead of clipping
     theta = least_squares(residuals, theta0, bounds=(lower, upper), method="trf",
                           xtol=1e-10, ftol=1e-10, gtol=1e-10).x
-    params = dict(zip(PARAM_NAMES, [float(x) for x in np.exp(theta)]))
+    params = dict(zip(PARAM_NAMES, [float(x) for x in np.exp(theta)], strict=True))
     pred = _predict(points, feats, params, profile)
-    res = [math.log(pp / p.measured_s) for pp, p in zip(pred, points)]
+    res = [math.log(pp / p.measured_s) for pp, p in zip(pred, points, strict=True)]
     n = len(res)
     rms = math.sqrt(sum(x * x for x in res) / n)
     n_params = len(PARAM_NAMES)
@@ -179,7 +179,7 @@ def fit(points: list[Point], profile, *, prior: dict[str, float] | None = None) 
         band=(math.exp(-k), math.exp(k)), rms_log_residual=rms, n_points=n,
         residuals=[{"model": p.model, "batch": p.batch, "mode": p.mode or pm.name,
                     "measured_ms": p.measured_s * 1e3, "predicted_ms": pp * 1e3,
-                    "log_residual": x} for p, pp, x in zip(points, pred, res)],
+                    "log_residual": x} for p, pp, x in zip(points, pred, res, strict=True)],
         roofs={"peak_fp32_flops": peak / pm.compute_scale, "bandwidth_bps": bw / pm.bandwidth_scale,
                "cpu_ghz": profile.cpu_ghz, "cores": profile.cpu_cores},
         device=(profile.detected or {}).get("cpu_model") if profile.detected else profile.display_name,
@@ -325,7 +325,7 @@ def measure_points(models=REFERENCE_MODELS, *, batch_sizes=(1, 4), runs: int = 1
     if progress:
         progress(f"measuring {len(cases)} cases x {runs} interleaved rounds")
     timings = time_interleaved([c["run"] for c in cases], warmup=max(1, warmup), runs=runs)
-    return [Point(c["name"], c["batch"], t.min_ms / 1e3, c["static"]) for c, t in zip(cases, timings)]
+    return [Point(c["name"], c["batch"], t.min_ms / 1e3, c["static"]) for c, t in zip(cases, timings, strict=True)]
 
 
 def calibrate_local(models=REFERENCE_MODELS, *, batch_sizes=(1, 4), runs: int = 20,

@@ -13,7 +13,6 @@ import os
 import resource
 import time
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any
 
 from hackforge_edge.errors import ModelFileError, UsageError

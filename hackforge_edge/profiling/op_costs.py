@@ -89,10 +89,10 @@ def _einsum_macs(eq: str, shapes: list[Shape]) -> int | None:
     if "..." in eq or len(terms) != len(shapes):
         return None
     sizes: dict[str, int] = {}
-    for term, shp in zip(terms, shapes):
+    for term, shp in zip(terms, shapes, strict=True):
         if shp is None or len(term) != len(shp):
             return None
-        for ch, n in zip(term, shp):
+        for ch, n in zip(term, shp, strict=True):
             sizes[ch] = max(sizes.get(ch, 1), n)
     return prod(sizes.values())
 

@@ -81,7 +81,7 @@ def _override(inp, shape: list[int], dims, path) -> list[int]:
                              f"the model input has rank {len(dims)}")
     # an override may fill symbolic dims, never contradict fixed ones (the model would
     # refuse such an input, and its cost would be made up)
-    for j, (d, given) in enumerate(zip(dims, shape)):
+    for j, (d, given) in enumerate(zip(dims, shape, strict=False)):  # dims may be empty
         if d.HasField("dim_value") and d.dim_value > 0 and d.dim_value != given:
             raise ModelFileError(
                 f"{path}: --input-shape {inp.name} dim {j} is {given}, but the model fixes "
@@ -216,7 +216,7 @@ def _symbolic_tool():
             module = importlib.util.module_from_spec(file_spec)
             file_spec.loader.exec_module(module)
             return module
-    import onnxruntime.tools.symbolic_shape_infer as module   # layout changed: the slow way
+    import onnxruntime.tools.symbolic_shape_infer as module  # layout changed: the slow way
     return module
 
 
