@@ -58,20 +58,29 @@ def _randomise_lora_b(model, seed: int = 0) -> None:
 
 
 def prepare_model(name: str, *, size: int, workdir: Path) -> tuple[dict, dict]:
-    """Export base and folded-LoRA ONNX for ``name``: (record, what timing needs)."""
+    """Export base and folded-LoRA ONNX for ``name``: (record, what timing needs).
+
+    The exports and their record are kept in ``workdir``; a later run with the same workdir
+    reuses them (the eager model is rebuilt: same seed, same weights).
+    """
     import torch
 
     from hackforge_edge.export import export_onnx, fold_lora, validate_export
     from hackforge_edge.models.registry import create_model
     from hackforge_edge.strategies.registry import apply_strategy
 
-    record: dict = {"model": name, "image_size": size, "batch_size": 1}
     base = create_model(name, 1000, "none", seed=0).eval()
-    record["params_m"] = round(sum(p.numel() for p in base.parameters()) / 1e6, 2)
     example = torch.randn(2, 3, size, size, generator=torch.Generator().manual_seed(0))
+    paths = {"base": workdir / f"{name}_{size}.onnx", "folded": workdir / f"{name}_{size}.lora_folded.onnx"}
+    saved = workdir / f"{name}_{size}.record.json"
+    prepared = {"eager": base, "x1": example[:1].contiguous(), **paths}
+    if saved.is_file() and all(p.is_file() for p in paths.values()):
+        return json.loads(saved.read_text()), prepared
 
+    record: dict = {"model": name, "image_size": size, "batch_size": 1}
+    record["params_m"] = round(sum(p.numel() for p in base.parameters()) / 1e6, 2)
     t0 = time.perf_counter()
-    base_export = export_onnx(base, example, workdir / f"{name}.onnx")
+    base_export = export_onnx(base, example, paths["base"])
     record["export_s"] = round(time.perf_counter() - t0, 1)
     record["exporter"] = base_export.exporter
 
@@ -80,14 +89,14 @@ def prepare_model(name: str, *, size: int, workdir: Path) -> tuple[dict, dict]:
     _randomise_lora_b(peft_model)
     record["lora_targets"] = (peft_model.hf_edge_meta.get("lora") or {}).get("targeted_modules")
     folded = fold_lora(peft_model)
-    folded_export = export_onnx(folded, example, workdir / f"{name}.lora_folded.onnx")
+    folded_export = export_onnx(folded, example, paths["folded"])
     record["node_count_base"] = base_export.node_count
     record["node_count_folded"] = folded_export.node_count
     # the folded export must still compute the adapted model, not the base one
     check = validate_export(peft_model.eval(), folded_export.path, example[:1], atol=1e-3, rtol=1e-3)
     record["folded_vs_peft_max_abs_diff"] = check["outputs"]["logits"]["max_abs_diff"]
-    return record, {"eager": base, "x1": example[:1].contiguous(), "base": base_export.path,
-                    "folded": folded_export.path}
+    saved.write_text(json.dumps(record, indent=2) + "\n")
+    return record, prepared
 
 
 def time_engines(prepared: dict, *, threads: int, method: str, rounds: int, runs: int,
@@ -183,7 +192,13 @@ def main(argv: list[str] | None = None) -> int:
                         help="untimed calls at the start of each block (default: %(default)s)")
     parser.add_argument("--size", type=int, default=224, help="image side in pixels (default: %(default)s)")
     parser.add_argument("--json", type=Path, help="also write the flat records to this JSON file")
+    parser.add_argument("--workdir", type=Path,
+                        help="keep the exports here and reuse them on the next run (default: a temp dir)")
+    parser.add_argument("--export-only", action="store_true",
+                        help="only make the exports in --workdir (untimed preparation), then stop")
     args = parser.parse_args(argv)
+    if args.export_only and not args.workdir:
+        parser.error("--export-only needs --workdir")
     thread_counts = [int(t) for t in args.threads.split(",") if t.strip()]
     methods = [m.strip() for m in args.method.split(",") if m.strip()]
     if not methods or set(methods) - {"blocks", "interleaved"}:
@@ -194,10 +209,15 @@ def main(argv: list[str] | None = None) -> int:
 
     records = []
     with tempfile.TemporaryDirectory(prefix="hf-edge-bench-") as tmp:
+        workdir = args.workdir or Path(tmp)
+        workdir.mkdir(parents=True, exist_ok=True)
         for name in [m.strip() for m in args.models.split(",") if m.strip()]:
-            print(f"[{name}] exporting base and folded-LoRA ...", file=sys.stderr, flush=True)
+            print(f"[{name}] exporting base and folded-LoRA (or reusing {workdir}) ...", file=sys.stderr,
+                  flush=True)
             try:
-                record, prepared = prepare_model(name, size=args.size, workdir=Path(tmp))
+                record, prepared = prepare_model(name, size=args.size, workdir=workdir)
+                if args.export_only:
+                    continue
                 for method in methods:
                     for t in thread_counts:
                         print(f"[{name}] timing at {t} thread(s), {method} ...", file=sys.stderr, flush=True)
@@ -207,6 +227,8 @@ def main(argv: list[str] | None = None) -> int:
             except Exception as err:  # noqa: BLE001 - one model failing must not lose the others
                 records.append({"model": name, "error": f"{type(err).__name__}: {err}"[:200]})
 
+    if args.export_only:
+        return 1 if records else 0
     print(f"# export_latency: {_cpu_name()}, threads {args.threads}, batch 1, "
           f"{args.size}x{args.size}, random init (weights=None)")
     print(f"# torch {torch.__version__}, onnxruntime {onnxruntime.__version__} CPUExecutionProvider "
