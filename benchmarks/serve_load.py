@@ -78,19 +78,18 @@ def test_image(width: int = 320, height: int = 240) -> bytes:
 
 
 def percentile_ms(values: list[float], q: float) -> float:
-    return float(np.percentile(np.asarray(values) * 1000, q)) if values else float("nan")
+    """``q``-th percentile in ms of latencies in seconds (the package's one definition)."""
+    from hackforge_edge.runtime.timing import percentile
+
+    return percentile([v * 1000 for v in values], q) if values else float("nan")
 
 
 def raw_throughput(onnx_path: Path, x: np.ndarray, threads: int, seconds: float, intra: int, inter: int) -> dict:
     """runs/s of ``session.run`` at batch 1 from ``threads`` threads on one session."""
-    import onnxruntime as ort
+    from hackforge_edge.runtime.session import make_session
 
-    so = ort.SessionOptions()
-    if intra:
-        so.intra_op_num_threads = intra
-    if inter:
-        so.inter_op_num_threads = inter
-    sess = ort.InferenceSession(str(onnx_path), sess_options=so, providers=["CPUExecutionProvider"])
+    # the server's session options: the same factory, the same thread settings
+    sess = make_session(onnx_path, threads=intra or None, inter_op_threads=inter or None)
     for _ in range(5):
         sess.run(None, {"input": x})
     counts = [0] * threads

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import sys
+
 import numpy as np
 import onnx
 import pytest
@@ -15,19 +17,22 @@ from hackforge_edge.profiling.project import cache_bytes_of, layer_features, pre
 from hackforge_edge.profiling.static import analyze
 
 
-def _model(path, channels, depthwise):
+def _model(path, channels, depthwise, blocks=1, size=64):
+    """Conv + ReLU, then ``blocks`` x (conv, SiLU as Sigmoid * x) on a ``size`` x ``size`` input."""
     rng = np.random.default_rng(0)
-    w1 = numpy_helper.from_array(rng.standard_normal((channels, 3, 3, 3)).astype(np.float32), "w1")
-    w2 = numpy_helper.from_array(rng.standard_normal(
-        (channels, 1 if depthwise else channels, 3, 3)).astype(np.float32), "w2")
-    nodes = [helper.make_node("Conv", ["x", "w1"], ["a"], pads=[1, 1, 1, 1]),
-             helper.make_node("Relu", ["a"], ["b"]),
-             helper.make_node("Conv", ["b", "w2"], ["c"], pads=[1, 1, 1, 1],
-                              group=channels if depthwise else 1),
-             helper.make_node("Sigmoid", ["c"], ["d"]),
-             helper.make_node("Mul", ["c", "d"], ["y"])]
-    g = helper.make_graph(nodes, "m", [helper.make_tensor_value_info("x", TensorProto.FLOAT, ["N", 3, 64, 64])],
-                          [helper.make_tensor_value_info("y", TensorProto.FLOAT, None)], [w1, w2])
+    inits = [numpy_helper.from_array(rng.standard_normal((channels, 3, 3, 3)).astype(np.float32), "w0")]
+    nodes = [helper.make_node("Conv", ["x", "w0"], ["a"], pads=[1, 1, 1, 1]),
+             helper.make_node("Relu", ["a"], ["b0"])]
+    for i in range(1, blocks + 1):
+        inits.append(numpy_helper.from_array(rng.standard_normal(
+            (channels, 1 if depthwise else channels, 3, 3)).astype(np.float32), f"w{i}"))
+        out = "y" if i == blocks else f"b{i}"
+        nodes += [helper.make_node("Conv", [f"b{i - 1}", f"w{i}"], [f"c{i}"], pads=[1, 1, 1, 1],
+                                   group=channels if depthwise else 1),
+                  helper.make_node("Sigmoid", [f"c{i}"], [f"d{i}"]),
+                  helper.make_node("Mul", [f"c{i}", f"d{i}"], [out])]
+    g = helper.make_graph(nodes, "m", [helper.make_tensor_value_info("x", TensorProto.FLOAT, ["N", 3, size, size])],
+                          [helper.make_tensor_value_info("y", TensorProto.FLOAT, None)], inits)
     onnx.save(helper.make_model(g, opset_imports=[helper.make_opsetid("", 17)], ir_version=10), str(path))
     return path
 
@@ -43,7 +48,10 @@ def cache(tmp_path, monkeypatch):
 def models(tmp_path_factory):
     d = tmp_path_factory.mktemp("cal")
     return {"dense8": _model(d / "dense8.onnx", 8, False), "dense64": _model(d / "dense64.onnx", 64, False),
-            "dw32": _model(d / "dw32.onnx", 32, True), "dw128": _model(d / "dw128.onnx", 128, True)}
+            "dw32": _model(d / "dw32.onnx", 32, True), "dw128": _model(d / "dw128.onnx", 128, True),
+            # overhead-bound (4x4 input): 2 and 17 kernels separate t_launch from t_host on any roofs
+            "tiny1": _model(d / "tiny1.onnx", 2, False, size=4),
+            "tiny16": _model(d / "tiny16.onnx", 2, False, blocks=16, size=4)}
 
 
 # "true" efficiencies within ~x2 of the ort-cpu prior (the fit is regularised towards it)
@@ -63,16 +71,24 @@ def _synthetic_points(models, profile):
     return pts
 
 
-def test_fit_reproduces_synthetic_latencies(models, cache):
-    profile = load_profile("local")
-    cal = C.fit(_synthetic_points(models, profile), profile)
+# A shipped CPU profile pins the roofs, so the test does not depend on this machine's cores,
+# clock and cache (with `local`, the overhead terms were barely identified on a 2-core box and
+# the prior pulled them: worst residual 5.3 %). `local` is kept as a check on this machine.
+@pytest.mark.parametrize("profile_name", ["intel-core-i7-1185g7e", "raspberry-pi-5", "local"])
+def test_fit_reproduces_synthetic_latencies(models, cache, profile_name):
+    profile = load_profile(profile_name)
+    points = _synthetic_points(models, profile)
+    cal = C.fit(points, profile)
     worst = max(abs(r["log_residual"]) for r in cal.residuals)
     assert worst < 0.05, cal.residuals          # within 5 % of every synthetic latency
-    assert cal.n_points == 8 and cal.band[0] < 1 < cal.band[1]
+    assert cal.n_points == len(points) == 12 and cal.band[0] < 1 < cal.band[1]
     from hackforge_edge.profiling.project import PARAM_NAMES
-    dof = 8 - len(PARAM_NAMES)                   # 6 parameters fitted on 8 points
-    assert cal.band[1] == pytest.approx(np.exp(np.log(1.10) * np.sqrt(8 / dof)), rel=0.05)   # floor
+    dof = 12 - len(PARAM_NAMES)                  # 6 parameters fitted on 12 points
+    assert cal.band[1] == pytest.approx(np.exp(np.log(1.10) * np.sqrt(12 / dof)), rel=0.05)   # floor
     assert all(0 < cal.params[k] <= 1 for k in ("eta_c", "eta_c_depthwise", "eta_m"))
+    # the overheads are identified by the data, not left at the prior (5 us, 0.05 ms)
+    assert cal.params["t_launch_us"] == pytest.approx(TRUE["t_launch_us"], rel=0.1)
+    assert cal.params["t_host_ms"] == pytest.approx(TRUE["t_host_ms"], rel=0.1)
 
 
 def test_stored_fit_is_used_for_local_and_as_prior_for_cpu_profiles(models, cache):
@@ -149,3 +165,16 @@ def test_reference_models_are_known():
                                        "bert-small"}
     with pytest.raises(UsageError):
         C.export_reference("vgg16")
+
+
+def test_calibrate_without_scipy_names_the_extra_and_profile_reads_fits(models, cache, monkeypatch, capsys):
+    local = load_profile("local")
+    C.fit(_synthetic_points(models, local), local).save()
+    monkeypatch.setitem(sys.modules, "scipy.optimize", None)     # import scipy.optimize fails
+    with pytest.raises(UsageError, match=r"hackforge-edge\[train\]"):
+        C.require_scipy_optimize()
+    from hackforge_edge.cli import main
+    assert main(["calibrate", "--measured", "nonexistent.csv", "--profile", "nvidia-t4"]) == 2
+    err = capsys.readouterr().err.strip()
+    assert "pip install 'hackforge-edge[train]'" in err and "\n" not in err   # checked before the file
+    assert C.load_calibration(local) is not None                  # reading a fit needs no scipy

@@ -125,7 +125,7 @@ def test_unloadable_variant_is_rejected_not_raised(fp32, tmp_path):
     model.graph.node[0].op_type = "NoSuchOp"
     onnx.save(model, str(broken))
     entry = validate_variant(path, broken, held_out, labels)
-    assert entry["status"] == "rejected" and "cannot load" in entry["reasons"][0]
+    assert entry["status"] == "rejected" and "could not load" in entry["reasons"][0]
     assert entry["accuracy"] == {} and entry["latency"] == {}
     json.dumps(entry, allow_nan=False)
 

@@ -102,13 +102,19 @@ def test_source_weights_pretrain_then_hit_cache(tmp_path):
 
     torch.set_num_threads(1)
     recipe = SourceRecipe(n_train=8, n_val=4, n_test=4, epochs=1, lr=1e-2, batch_size=4)
-    _, info = get_source_model("tinycnn", image_size=16, recipe=recipe, cache_dir=tmp_path, progress=False)
+
+    def build(seed):
+        return create_model("tinycnn", 2, "none", seed=seed)
+
+    _, info = get_source_model("tinycnn", build, image_size=16, recipe=recipe, cache_dir=tmp_path,
+                               progress=False)
     assert info["cache_hit"] is False and 0 <= info["source_test_accuracy"] <= 1
-    src, again = get_source_model("tinycnn", image_size=16, recipe=recipe, cache_dir=tmp_path, progress=False)
+    src, again = get_source_model("tinycnn", build, image_size=16, recipe=recipe, cache_dir=tmp_path,
+                                  progress=False)
     assert again["cache_hit"] is True and again["cache_path"] == info["cache_path"]
     assert again["source_test_accuracy"] == info["source_test_accuracy"]
-    other_seed = get_source_model("tinycnn", image_size=16, seed=1, recipe=recipe, cache_dir=tmp_path,
-                                  progress=False)[1]
+    other_seed = get_source_model("tinycnn", build, image_size=16, seed=1, recipe=recipe,
+                                  cache_dir=tmp_path, progress=False)[1]
     assert other_seed["cache_path"] != info["cache_path"]
     # create_model(weights="source") goes through the same cache
     m = create_model("tinycnn", 3, "source", image_size=16, source_recipe=recipe, cache_dir=tmp_path)

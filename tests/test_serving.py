@@ -441,7 +441,7 @@ def test_api_key_protects_everything_but_health(bundle):
 def test_serving_path_works_with_torch_blocked(bundle):
     script = textwrap.dedent(f"""
         import sys, io, json
-        for name in ("torch", "torchvision", "transformers", "peft", "onnxscript"):
+        for name in ("torch", "torchvision", "transformers", "peft", "onnxscript", "scipy"):
             sys.modules[name] = None  # any import of them now raises ImportError
         from fastapi.testclient import TestClient
         from hackforge_edge.serving.app import create_app

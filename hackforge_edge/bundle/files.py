@@ -9,16 +9,21 @@ manifest is known to be incomplete.
 
 from __future__ import annotations
 
-import hashlib
-import json
 import os
 import platform
-import tempfile
-from datetime import datetime, timezone
 from importlib import metadata
 from pathlib import Path
 from typing import Any, Iterable
 
+from hackforge_edge.bundle.io import (  # noqa: F401  (re-exported: the bundle's file API)
+    atomic_write_bytes,
+    atomic_write_json,
+    atomic_write_text,
+    dumps_json,
+    read_json,
+    sha256_file,
+    utc_now,
+)
 from hackforge_edge.errors import BundleError
 
 MANIFEST = "manifest.json"
@@ -31,71 +36,6 @@ _TRACKED_DISTRIBUTIONS = (
     "hackforge-edge", "torch", "torchvision", "transformers", "peft", "onnx", "onnxscript",
     "onnxruntime", "onnxruntime-gpu", "numpy",
 )
-
-
-def utc_now() -> str:
-    """ISO-8601 UTC timestamp with second resolution."""
-    return datetime.now(timezone.utc).replace(microsecond=0).isoformat()
-
-
-def atomic_write_bytes(path: str | os.PathLike, data: bytes) -> Path:
-    """Write ``data`` to ``path`` through a temp file in the same directory and a rename."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "wb") as fh:
-            fh.write(data)
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-    return path
-
-
-def atomic_write_text(path: str | os.PathLike, text: str) -> Path:
-    return atomic_write_bytes(path, text.encode("utf-8"))
-
-
-def _json_default(obj: Any):
-    # numpy scalars/arrays, Paths and dataclasses turn up in results; make them plain JSON
-    if hasattr(obj, "tolist"):
-        return obj.tolist()
-    if isinstance(obj, Path):
-        return str(obj)
-    if hasattr(obj, "__dataclass_fields__"):
-        from dataclasses import asdict
-        return asdict(obj)
-    raise TypeError(f"not JSON serialisable: {type(obj).__name__}")
-
-
-def dumps_json(obj: Any) -> str:
-    return json.dumps(obj, indent=2, sort_keys=False, default=_json_default, allow_nan=False) + "\n"
-
-
-def atomic_write_json(path: str | os.PathLike, obj: Any) -> Path:
-    """Atomically write ``obj`` as indented JSON (NaN/inf are refused: use null)."""
-    return atomic_write_text(path, dumps_json(obj))
-
-
-def read_json(path: str | os.PathLike) -> Any:
-    path = Path(path)
-    try:
-        return json.loads(path.read_text(encoding="utf-8"))
-    except FileNotFoundError:
-        raise BundleError(f"{path}: file not found") from None
-    except json.JSONDecodeError as exc:
-        raise BundleError(f"{path}: not valid JSON ({exc.msg} at line {exc.lineno})") from None
-
-
-def sha256_file(path: str | os.PathLike, chunk: int = 1 << 20) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as fh:
-        while block := fh.read(chunk):
-            h.update(block)
-    return h.hexdigest()
 
 
 def prepare_out_dir(out: str | os.PathLike, overwrite: bool = False) -> Path:

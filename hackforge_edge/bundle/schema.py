@@ -22,7 +22,7 @@ from typing import Any, ClassVar, TypeVar
 
 from pydantic import BaseModel, ConfigDict, ValidationError
 
-from hackforge_edge.bundle.files import atomic_write_json
+from hackforge_edge.bundle.io import atomic_write_json
 from hackforge_edge.errors import BundleError
 
 A = TypeVar("A", bound="Artifact")

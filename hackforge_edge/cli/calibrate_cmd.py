@@ -29,12 +29,13 @@ def calibrate(
     That fit is also used, with a widened band, as a prior for other ort-cpu profiles.
     With --measured: fit PROFILE to latencies you measured on that device.
     """
-    from hackforge_edge.cli._console import make_console
     from rich.table import Table
 
+    from hackforge_edge.cli._console import make_console
     from hackforge_edge.cli._options import parse_batch_sizes
     from hackforge_edge.profiling import calibrate as cal_mod
 
+    cal_mod.require_scipy_optimize()      # before any measuring: one line naming the extra
     if measured is not None:
         cal = cal_mod.calibrate_from_measured(profile, measured)
     else:

@@ -62,15 +62,15 @@ def serve(
     import uvicorn
 
     from hackforge_edge.serving.app import create_app
-    from hackforge_edge.serving.settings import MIB, load_settings
+    from hackforge_edge.serving.settings import load_settings
 
     names = [p.strip() for item in (providers or []) for p in item.split(",") if p.strip()]
     settings = load_settings({
         "providers": names or None,
         "max_batch": max_batch,
-        "max_body_bytes": int(round(max_body_mb * MIB)) if max_body_mb is not None else None,
+        "max_body_mb": max_body_mb,
         "max_image_side": max_image_side,
-        "max_image_pixels": int(round(max_image_mpix * 1_000_000)) if max_image_mpix is not None else None,
+        "max_image_mpix": max_image_mpix,
         "intra_op_threads": intra_op_threads,
         "inter_op_threads": inter_op_threads,
         "warmup_runs": warmup_runs,

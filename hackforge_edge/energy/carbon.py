@@ -11,7 +11,7 @@ import math
 from dataclasses import asdict, dataclass
 from typing import Any
 
-from hackforge_edge.energy.meter import load_energy_data
+from hackforge_edge.energy.base import load_energy_data
 from hackforge_edge.errors import MeterError
 
 

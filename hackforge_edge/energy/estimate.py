@@ -18,7 +18,13 @@ import math
 import os
 from typing import Any
 
-from hackforge_edge.energy.meter import Backend, Domain, Snapshot, _band, load_energy_data
+from hackforge_edge.energy.base import (
+    Backend,
+    Domain,
+    Snapshot,
+    load_energy_data,
+    parse_band,
+)
 from hackforge_edge.errors import MeterError
 
 
@@ -44,7 +50,7 @@ class CpuEstimateBackend(Backend):
         import psutil
 
         cfg = load_energy_data("power_defaults")["cpu_estimate"]
-        self.band = _band(cfg["band"])
+        self.band = parse_band(cfg["band"])
         self.band_source = cfg["band_source"]
         # default: os.times() for this process (one syscall, children included, no /proc parsing)
         self.process = process
@@ -106,6 +112,6 @@ def estimate_inference_energy_j(latency_s: float, idle_w: float, max_w: float,
         raise MeterError(f"utilisation must be in [0, 1], got {utilisation}")
     if max_w < idle_w:
         raise MeterError(f"max_w ({max_w} W) is below idle_w ({idle_w} W)")
-    band = _band(load_energy_data("power_defaults")["cpu_estimate"]["band"])
+    band = parse_band(load_energy_data("power_defaults")["cpu_estimate"]["band"])
     assert band is not None
     return latency_s * (idle_w + utilisation * (max_w - idle_w)), band

@@ -20,7 +20,13 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Mapping
 
-from hackforge_edge.energy.meter import BackendUnavailable, Domain, PollingBackend, _band, load_energy_data
+from hackforge_edge.energy.base import (
+    BackendUnavailable,
+    Domain,
+    PollingBackend,
+    load_energy_data,
+    parse_band,
+)
 
 
 def _read_int(path: Path) -> int:
@@ -52,7 +58,7 @@ class JetsonBackend(PollingBackend):
 
     def __init__(self, rails: dict[str, tuple[Path, Path]], interval_s: float | None = None):
         cfg = load_energy_data("power_defaults")["jetson"]
-        self.band = _band(cfg["band"])
+        self.band = parse_band(cfg["band"])
         self.band_source = cfg["band_source"]
         self.rails = rails
         self.unreadable_rails: list[str] = []

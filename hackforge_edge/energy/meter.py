@@ -19,295 +19,30 @@ Only :mod:`hackforge_edge.energy.nvml` imports ``pynvml``; this module imports n
 from __future__ import annotations
 
 import logging
-import math
 import threading
 import time
-from abc import ABC, abstractmethod
 from contextlib import contextmanager
-from dataclasses import dataclass, field, replace
-from functools import lru_cache
-from typing import Any, Callable, Iterator, Mapping
+from dataclasses import dataclass
+from typing import Any, Callable, Iterator
 
+from hackforge_edge.energy.base import (
+    Backend,
+    BackendUnavailable,
+    Domain,
+    PollingBackend,
+    PowerPoller,
+    Snapshot,
+    load_energy_data,
+)
+from hackforge_edge.energy.measurement import J_PER_KWH, Band, Measurement, cache_hit
 from hackforge_edge.errors import MeterError
 
+# names that callers import from here (the meter is the energy package's front door)
+__all__ = ["J_PER_KWH", "Backend", "BackendUnavailable", "Band", "DEVICES", "Domain", "Measurement",
+           "Meter", "PollingBackend", "PowerPoller", "Snapshot", "WindowResult", "cache_hit",
+           "combine_bands", "counter_delta", "load_energy_data", "make_meter"]
+
 log = logging.getLogger(__name__)
-
-J_PER_KWH = 3.6e6
-
-Band = tuple[float, float]
-
-
-@lru_cache(maxsize=None)
-def load_energy_data(name: str) -> dict:
-    """Parsed YAML data file shipped in this package (``grid_intensity``, ``power_defaults``)."""
-    from importlib import resources
-
-    import yaml
-
-    text = resources.files("hackforge_edge.energy").joinpath(f"{name}.yaml").read_text("utf-8")
-    return yaml.safe_load(text)
-
-
-def _band(value: Any) -> Band | None:
-    return None if value is None else (float(value[0]), float(value[1]))
-
-
-class BackendUnavailable(Exception):
-    """Raised by a backend constructor/probe when it cannot read on this machine (with why)."""
-
-
-@dataclass(frozen=True)
-class Measurement:
-    """One closed window.
-
-    ``energy_j`` maps each domain that was read successfully to its joules over the window.
-    ``energy_j_total`` is the window's energy in J: the sum over domains, except that sub-rails
-    of a whole-module rail (Jetson VDD_IN) are not added again. It is ``None`` when no domain
-    could be read (never a silent 0). ``band`` is the (low, high) relative error, e.g.
-    (-0.6, 1.9) means the true value lies within [0.4x, 2.9x]; ``None`` means not quantified.
-    ``kind`` is "measured", "estimated", "mixed" (both kinds of domain) or "cache-hit".
-    ``details`` holds the inputs (TDP and its origin, sample counts, per-domain method/kind)
-    and ``details["anomalies"]`` anything that went wrong inside the window.
-    """
-
-    name: str
-    duration_s: float
-    energy_j: Mapping[str, float]
-    energy_j_total: float | None
-    avg_power_w: float | None
-    method: str
-    kind: str
-    band: Band | None
-    details: Mapping[str, Any] = field(default_factory=dict)
-
-    @property
-    def energy_kwh(self) -> float | None:
-        return None if self.energy_j_total is None else self.energy_j_total / J_PER_KWH
-
-    @property
-    def anomalies(self) -> list[str]:
-        return list(self.details.get("anomalies", []))
-
-    def energy_by_class_j(self) -> dict[str, float]:
-        """Joules per hardware class ("cpu", "gpu", "ram", "module") from the read domains."""
-        out: dict[str, float] = {}
-        domains = self.details.get("domains", {})
-        for dom, joules in self.energy_j.items():
-            info = domains.get(dom, {})
-            if info.get("in_total", True):
-                cls = info.get("class", "other")
-                out[cls] = out.get(cls, 0.0) + joules
-        return out
-
-    def minus_idle(self, idle_w: float, *, origin: str = "caller") -> "Measurement":
-        """This window with ``idle_w x duration_s`` removed from the total (per-domain values are
-        left raw). A result below zero is clamped at 0 and recorded as an anomaly."""
-        if not math.isfinite(idle_w) or idle_w < 0:
-            raise MeterError(f"idle power must be a finite number >= 0 W, got {idle_w}")
-        if self.energy_j_total is None:
-            return self
-        idle_j = idle_w * self.duration_s
-        net = self.energy_j_total - idle_j
-        anomalies = self.anomalies
-        if net < 0:
-            anomalies.append(f"window energy {self.energy_j_total:.3g} J below idle baseline "
-                             f"{idle_j:.3g} J (idle estimate too high or window too short); clamped at 0")
-            net = 0.0
-        details = {**self.details, "idle_subtracted_w": idle_w, "idle_origin": origin,
-                   "idle_subtracted_j": idle_j, "energy_j_total_before_idle": self.energy_j_total,
-                   "anomalies": anomalies}
-        avg = net / self.duration_s if self.duration_s > 0 else None
-        return replace(self, energy_j_total=net, avg_power_w=avg, details=details)
-
-    def per_item(self, n_items: int) -> "Measurement":
-        """Energy per item (inference, sample) when ``n_items`` ran inside the window."""
-        if n_items <= 0:
-            raise MeterError(f"n_items must be > 0, got {n_items}")
-        total = None if self.energy_j_total is None else self.energy_j_total / n_items
-        details = {**self.details, "items": n_items, "per_item": True}
-        return replace(self, name=f"{self.name}/item", duration_s=self.duration_s / n_items,
-                       energy_j={k: v / n_items for k, v in self.energy_j.items()},
-                       energy_j_total=total, details=details)
-
-    def to_dict(self) -> dict[str, Any]:
-        return {"name": self.name, "duration_s": self.duration_s, "energy_j": dict(self.energy_j),
-                "energy_j_total": self.energy_j_total, "energy_kwh": self.energy_kwh,
-                "avg_power_w": self.avg_power_w, "method": self.method, "kind": self.kind,
-                "band": list(self.band) if self.band else None, "details": dict(self.details)}
-
-
-def cache_hit(name: str, *, note: str = "") -> Measurement:
-    """A zero-duration phase whose work was skipped (e.g. pretrained weights from cache): 0 J
-    spent in this run, labelled kind "cache-hit" so nobody mistakes it for a measured zero."""
-    return Measurement(name=name, duration_s=0.0, energy_j={}, energy_j_total=0.0, avg_power_w=None,
-                       method="cache-hit", kind="cache-hit", band=None,
-                       details={"note": note or "work reused from cache; its original energy is not counted"})
-
-
-# --------------------------------------------------------------------------------------------
-# Backends
-
-
-Snapshot = dict[str, "float | BaseException"]
-
-
-@dataclass(frozen=True)
-class Domain:
-    """One readable source of energy inside a backend."""
-
-    key: str
-    hw_class: str  # "cpu" | "gpu" | "ram" | "module"
-    in_total: bool = True  # False for sub-rails already contained in another domain
-    wrap_j: float | None = None  # counter range: a decrease means one wrap-around
-
-
-class Backend(ABC):
-    """A source of cumulative joules per domain.
-
-    Subclasses set ``method``, ``kind`` and ``band`` and implement :meth:`read`. ``read``
-    returns, for each domain, cumulative joules since an arbitrary origin -- or the exception
-    that prevented reading it (the meter turns that into an anomaly, never a zero).
-    """
-
-    method: str = "?"
-    kind: str = "measured"
-    band: Band | None = None
-    band_source: str = ""
-
-    def __init__(self, domains: list[Domain]):
-        if not domains:
-            raise BackendUnavailable("no domains")
-        self.domains = {d.key: d for d in domains}
-
-    @abstractmethod
-    def read(self) -> Snapshot:
-        """Cumulative joules per domain key (or the exception met reading it)."""
-
-    def start(self) -> None:
-        """Called when the first window over this backend opens (polling backends start here)."""
-
-    def stop(self) -> None:
-        """Called when the last open window closes."""
-
-    def window_details(self, begin: Any, end: Any) -> dict[str, Any]:
-        """Extra per-window details (sample counts, TDP, ...) from the two ``extra`` states."""
-        return {}
-
-    def extra_state(self) -> Any:
-        """State taken right after each edge's :meth:`read` (sample counters, CPU seconds)."""
-        return None
-
-    def describe(self) -> dict[str, Any]:
-        return {"method": self.method, "kind": self.kind, "band": self.band,
-                "band_source": self.band_source}
-
-
-class PowerPoller:
-    """Samples instantaneous power per rail on a daemon thread and integrates it (trapezoid)
-    into cumulative joules, so polling backends look like counters to the meter.
-
-    ``sample`` returns {rail: watts}; a rail missing from the result, or an exception for the
-    whole call, marks the rail lost from that moment (recorded, and reads return the error).
-    """
-
-    def __init__(self, sample: Callable[[], Mapping[str, "float | BaseException"]],
-                 interval_s: float, name: str = "power-poller",
-                 clock: Callable[[], float] = time.perf_counter):
-        if interval_s <= 0:
-            raise MeterError(f"polling interval must be > 0 s, got {interval_s}")
-        self._sample = sample
-        self._clock = clock
-        self.interval_s = interval_s
-        self._name = name
-        self._lock = threading.Lock()
-        self._stop = threading.Event()
-        self._thread: threading.Thread | None = None
-        self._energy_j: dict[str, float] = {}
-        self._last: dict[str, tuple[float, float]] = {}  # rail -> (t, watts)
-        self._lost: dict[str, BaseException] = {}
-        self.samples = 0
-        self.anomalies: list[str] = []
-
-    def sample_now(self) -> None:
-        """Take one sample synchronously (window edges call this so short windows have data)."""
-        t = self._clock()
-        try:
-            values = dict(self._sample())
-        except (OSError, ValueError) as exc:  # the whole sensor went away
-            values = {rail: exc for rail in self._last}
-        with self._lock:
-            self.samples += 1
-            for rail, watts in values.items():
-                if rail in self._lost:
-                    continue
-                if isinstance(watts, BaseException):
-                    self._lost[rail] = watts
-                    self.anomalies.append(f"{rail}: sensor unreadable after {self.samples} samples "
-                                          f"({type(watts).__name__}: {watts})")
-                    continue
-                prev = self._last.get(rail)
-                if prev is not None:
-                    self._energy_j[rail] = self._energy_j.get(rail, 0.0) + 0.5 * (watts + prev[1]) * (t - prev[0])
-                else:
-                    self._energy_j.setdefault(rail, 0.0)
-                self._last[rail] = (t, watts)
-
-    def cumulative(self) -> Snapshot:
-        with self._lock:
-            out: Snapshot = dict(self._energy_j)
-            out.update(self._lost)
-            return out
-
-    def _run(self) -> None:
-        while not self._stop.wait(self.interval_s):
-            self.sample_now()
-
-    def start(self) -> None:
-        if self._thread is not None:
-            return
-        self._stop.clear()
-        self.sample_now()
-        self._thread = threading.Thread(target=self._run, name=self._name, daemon=True)
-        self._thread.start()
-
-    def stop(self) -> None:
-        if self._thread is None:
-            return
-        self._stop.set()
-        self._thread.join()
-        self._thread = None
-        # the integral restarts at the next start(): a gap between windows is not integrated
-        with self._lock:
-            self._last.clear()
-
-
-class PollingBackend(Backend):
-    """Base for backends that poll power (W) and integrate it on a :class:`PowerPoller`."""
-
-    def __init__(self, domains: list[Domain], interval_s: float):
-        super().__init__(domains)
-        self.poller = PowerPoller(self.sample_power_w, interval_s, name=f"{self.method}-poller")
-
-    @abstractmethod
-    def sample_power_w(self) -> Mapping[str, "float | BaseException"]:
-        """Instantaneous power per domain key in W."""
-
-    def start(self) -> None:
-        self.poller.start()
-
-    def stop(self) -> None:
-        self.poller.stop()
-
-    def read(self) -> Snapshot:
-        self.poller.sample_now()
-        return self.poller.cumulative()
-
-    def extra_state(self) -> Any:
-        return (self.poller.samples, len(self.poller.anomalies))
-
-    def window_details(self, begin: Any, end: Any) -> dict[str, Any]:
-        return {"samples": end[0] - begin[0], "poll_interval_s": self.poller.interval_s,
-                "_anomalies": self.poller.anomalies[begin[1]:end[1]]}
 
 
 # --------------------------------------------------------------------------------------------
@@ -418,7 +153,7 @@ class Meter:
         band_weighted: list[tuple[float, Band | None]] = []
         kinds_read: set[str] = set()
         methods_read: list[str] = []
-        for b, start, end, x0, x1 in zip(self.backends, state.snapshots, ends, state.extras, extras):
+        for b, start, end, x0, x1 in zip(self.backends, state.snapshots, ends, state.extras, extras, strict=True):
             bdetails = b.window_details(x0, x1)
             anomalies.extend(bdetails.pop("_anomalies", []))
             details.update(bdetails)

@@ -15,14 +15,14 @@ from __future__ import annotations
 
 from typing import Any, Callable, Mapping
 
-from hackforge_edge.energy.meter import (
+from hackforge_edge.energy.base import (
     Backend,
     BackendUnavailable,
     Domain,
     PollingBackend,
     Snapshot,
-    _band,
     load_energy_data,
+    parse_band,
 )
 
 
@@ -53,7 +53,7 @@ class _Nvml:
     def _setup(self, nvml: Any) -> None:
         cfg = load_energy_data("power_defaults")["nvml"]
         self.nvml = nvml
-        self.band = _band(cfg["band"])
+        self.band = parse_band(cfg["band"])
         self.band_source = cfg["band_source"]
 
     def _per_gpu(self, read: Callable[[Any], float], scale: float) -> dict[str, "float | BaseException"]:

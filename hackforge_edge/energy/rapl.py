@@ -14,7 +14,14 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
-from hackforge_edge.energy.meter import Backend, BackendUnavailable, Domain, Snapshot, _band, load_energy_data
+from hackforge_edge.energy.base import (
+    Backend,
+    BackendUnavailable,
+    Domain,
+    Snapshot,
+    load_energy_data,
+    parse_band,
+)
 
 _PACKAGE_DIR = re.compile(r"^intel-rapl:(\d+)$")
 _SUB_DIR = re.compile(r"^intel-rapl:(\d+):(\d+)$")
@@ -31,7 +38,7 @@ class RaplBackend(Backend):
     def __init__(self, files: dict[str, Path], domains: list[Domain]):
         super().__init__(domains)
         cfg = load_energy_data("power_defaults")["rapl"]
-        self.band = _band(cfg["band"])
+        self.band = parse_band(cfg["band"])
         self.band_source = cfg["band_source"]
         self.files = files
 

@@ -16,15 +16,14 @@ from __future__ import annotations
 import math
 import os
 import platform
-import statistics
-import time
-from pathlib import Path
 from typing import Any, Mapping, Sequence
 
 import numpy as np
 import onnxruntime as ort
 
 from hackforge_edge.errors import ExportError
+from hackforge_edge.runtime import session as runtime_session
+from hackforge_edge.runtime.timing import Timing, time_calls, time_interleaved
 
 PROVIDER = "CPUExecutionProvider"
 DEFAULT_ATOL = 1e-4
@@ -33,7 +32,8 @@ DEFAULT_MAX_ACCURACY_DROP_PP = 1.0
 LATENCY_METHOD = (
     "measured: onnxruntime CPUExecutionProvider on this machine, time.perf_counter around "
     "session.run, batch 1, warm-up runs excluded, median of the timed runs; FP32 and variant "
-    "runs interleaved (order rotated each round) so both see the same CPU contention"
+    "runs interleaved (order rotated each round, thread-pool spin-wait off) so both see the "
+    "same CPU contention"
 )
 
 
@@ -58,24 +58,12 @@ def make_session(
     """An onnxruntime CPU session; ``threads`` sets intra_op_num_threads (None: ORT default).
 
     optimization: "all" (ORT_ENABLE_ALL, in memory only, the default ORT applies on a target),
-    "basic" or "disabled".
+    "basic" or "disabled". Spin-wait is off: FP32 and variant are timed interleaved.
     """
-    levels = {
-        "all": ort.GraphOptimizationLevel.ORT_ENABLE_ALL,
-        "basic": ort.GraphOptimizationLevel.ORT_ENABLE_BASIC,
-        "disabled": ort.GraphOptimizationLevel.ORT_DISABLE_ALL,
-    }
-    opts = ort.SessionOptions()
-    opts.graph_optimization_level = levels[optimization]
-    opts.log_severity_level = 3  # keep ORT warnings (e.g. unused initialisers) off stderr
-    if threads is not None:
-        opts.intra_op_num_threads = int(threads)
-        opts.inter_op_num_threads = 1
-    try:
-        return ort.InferenceSession(str(onnx_path), sess_options=opts, providers=[PROVIDER])
-    except Exception as err:  # noqa: BLE001 - ORT raises several unrelated exception types
-        name = Path(onnx_path).name
-        raise ExportError(f"onnxruntime cannot load {name}: {_one_line(err)}") from err
+    return runtime_session.make_session(
+        onnx_path, providers=[PROVIDER], threads=threads,
+        inter_op_threads=1 if threads is not None else None, optimization=optimization,
+        allow_spinning=False, error=ExportError)
 
 
 def _one_line(err: BaseException, limit: int = 300) -> str:
@@ -305,39 +293,17 @@ def accuracy_check(
 
 
 # ----------------------------------------------------------------------------- latency
-def interleaved_latency_ms(
-    sessions: Sequence[Any], feeds: dict[str, np.ndarray], runs: int, warmup: int
-) -> list[list[float]]:
-    """Per-session run times (ms); sessions alternate within each round so drift hits all,
-    and the order rotates between rounds so none always follows the same neighbour.
-
-    ``sessions``: anything with ORT's ``run(output_names, feeds)`` call shape.
-    """
-    if runs < 1 or warmup < 0:
-        raise ExportError(f"latency needs runs >= 1 and warmup >= 0 (got {runs}, {warmup})")
-    for session in sessions:
-        for _ in range(warmup):
-            session.run(None, feeds)
-    times: list[list[float]] = [[] for _ in sessions]
-    count = len(sessions)
-    for r in range(runs):
-        # rotate who goes first: the run right after another engine finds colder caches
-        for k in range(count):
-            i = (r + k) % count
-            t0 = time.perf_counter()
-            sessions[i].run(None, feeds)
-            times[i].append((time.perf_counter() - t0) * 1e3)
-    return times
-
-
-def latency_summary(times_ms: list[float]) -> dict:
-    """{"median_ms", "p90_ms", "min_ms"} of per-call times in milliseconds."""
-    ordered = sorted(times_ms)
+def latency_summary(timing: Timing) -> dict:
+    """{"median_ms", "p90_ms", "min_ms"} of a timed loop, in milliseconds."""
     return {
-        "median_ms": round(statistics.median(ordered), 4),
-        "p90_ms": round(ordered[min(len(ordered) - 1, int(0.9 * len(ordered)))], 4),
-        "min_ms": round(ordered[0], 4),
+        "median_ms": round(timing.p50_ms, 4),
+        "p90_ms": round(timing.percentile_ms(90), 4),
+        "min_ms": round(timing.min_ms, 4),
     }
+
+
+def _run(session: Any, feeds: dict[str, np.ndarray]):
+    return lambda: session.run(None, feeds)
 
 
 def measure_ort_latency(
@@ -355,9 +321,9 @@ def measure_ort_latency(
     """
     session = make_session(onnx_path, threads=threads)
     feeds = _feeds(inputs, [i.name for i in session.get_inputs()])
-    (times,) = interleaved_latency_ms([session], feeds, runs, warmup)
+    timing = time_calls(_run(session, feeds), warmup=warmup, runs=runs)
     return {
-        **latency_summary(times),
+        **latency_summary(timing),
         "runs": runs,
         "warmup_runs": warmup,
         "threads": threads,
@@ -457,7 +423,8 @@ def validate_variant(
     }
 
     one = {k: v[:1] for k, v in feeds.items()}
-    t_fp32, t_var = interleaved_latency_ms([fp32, variant], one, latency_runs, latency_warmup)
+    t_fp32, t_var = time_interleaved([_run(fp32, one), _run(variant, one)],
+                                     warmup=latency_warmup, runs=latency_runs)
     lat_fp32, lat_var = latency_summary(t_fp32), latency_summary(t_var)
     entry["latency"] = {
         "fp32": lat_fp32,

@@ -226,9 +226,9 @@ def create_model(name: str, num_classes: int, weights: str = "none", *, image_si
             raise UsageError("weights='source' needs image_size (the source model is pretrained per size)")
         from hackforge_edge.models.source import get_source_model
 
-        source, info = get_source_model(name, image_size=int(image_size), seed=source_seed,
-                                        recipe=source_recipe, cache_dir=cache_dir, progress=progress,
-                                        device=device)
+        source, info = get_source_model(name, lambda s: _build(spec, 2, s), image_size=int(image_size),
+                                        seed=source_seed, recipe=source_recipe, cache_dir=cache_dir,
+                                        progress=progress, device=device)
         load_backbone(model, source.state_dict(), "source model")
         reset_classifier(model, num_classes, seed=seed)  # target classes need their own head
         model.hf_edge_meta["weights"] = {"kind": "source", **info}

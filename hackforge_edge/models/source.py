@@ -16,7 +16,7 @@ import os
 import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Callable
 
 from hackforge_edge.bundle import atomic_write_json, read_json
 from hackforge_edge.data import synthetic
@@ -71,10 +71,14 @@ def _save_state(path: Path, state: dict) -> None:
         tmp.unlink(missing_ok=True)
 
 
-def get_source_model(name: str, *, image_size: int, seed: int = 0, recipe: SourceRecipe | None = None,
-                     cache_dir: str | os.PathLike | None = None, device: str = "auto",
-                     progress: bool = True, refresh: bool = False) -> tuple["nn.Module", dict[str, Any]]:
+def get_source_model(name: str, build: Callable[[int], "nn.Module"], *, image_size: int, seed: int = 0,
+                     recipe: SourceRecipe | None = None, cache_dir: str | os.PathLike | None = None,
+                     device: str = "auto", progress: bool = True,
+                     refresh: bool = False) -> tuple["nn.Module", dict[str, Any]]:
     """(model with 2-class source head, info) for registered model ``name`` at ``image_size`` px.
+
+    ``build(seed)`` returns that architecture randomly initialised with a 2-class head (the
+    registry passes it, so this module needs nothing from the registry).
 
     On a cache miss (or ``refresh``) trains every parameter from random init on the synthetic
     source domain and caches the weights; on a hit loads them. ``info``: cache_hit (bool),
@@ -85,7 +89,6 @@ def get_source_model(name: str, *, image_size: int, seed: int = 0, recipe: Sourc
     import torch
 
     from hackforge_edge.data.loader import load_dataset
-    from hackforge_edge.models.registry import create_model
     from hackforge_edge.training.loop import evaluate, train
 
     t0 = time.perf_counter()
@@ -93,7 +96,7 @@ def get_source_model(name: str, *, image_size: int, seed: int = 0, recipe: Sourc
     root = cache_root(cache_dir) / "source-models"
     stem = cache_key(name, int(image_size), int(seed), recipe)
     weights_path, info_path = root / f"{stem}.pt", root / f"{stem}.json"
-    model = create_model(name, 2, "none", seed=seed)
+    model = build(seed)
 
     if not refresh and weights_path.is_file() and info_path.is_file():
         try:

@@ -92,6 +92,20 @@ def reference_seq_len(name: str) -> int | None:
 
 
 # ---- fitting --------------------------------------------------------------------------------
+def require_scipy_optimize():
+    """``scipy.optimize``, or a one-line error naming the extra that brings it.
+
+    Fitting is a train/dev-side step (``hf-edge calibrate``); reading a stored fit
+    (:func:`load_calibration`, used by ``hf-edge profile``) needs no scipy.
+    """
+    try:
+        import scipy.optimize
+    except ImportError:
+        raise UsageError("hf-edge calibrate needs scipy, which is not installed: "
+                         "pip install 'hackforge-edge[train]'") from None
+    return scipy.optimize
+
+
 @dataclass
 class Point:
     """One measured latency and the static analysis it belongs to."""
@@ -110,7 +124,7 @@ def _roofs(profile, mode=None) -> tuple[float, float]:
 def _predict(points, feats, params, profile, roofs=None):
     from hackforge_edge.profiling.project import predict_seconds
     out = []
-    for p, f in zip(points, feats):
+    for p, f in zip(points, feats, strict=True):
         peak, bw = _roofs(profile, p.mode)
         if roofs is not None:
             pm = profile.mode(p.mode)
@@ -120,9 +134,10 @@ def _predict(points, feats, params, profile, roofs=None):
 
 
 def fit(points: list[Point], profile, *, prior: dict[str, float] | None = None) -> "Calibration":
-    """Fit the five efficiencies of ``profile``'s engine to ``points`` (log least squares)."""
+    """Fit the six parameters of ``profile``'s engine (PARAM_NAMES) to ``points`` (log least squares)."""
     import numpy as np
 
+    least_squares = require_scipy_optimize().least_squares
     from hackforge_edge.profiling.project import PARAM_NAMES, cache_bytes_of, layer_features
 
     if not points:
@@ -131,44 +146,22 @@ def fit(points: list[Point], profile, *, prior: dict[str, float] | None = None) 
     feats = [layer_features(p.static, profile.engine, cache_bytes=cache_bytes_of(profile))
              for p in points]
     meas = np.log([p.measured_s for p in points])
-    theta0 = np.log([max(prior[k], 1e-9) for k in PARAM_NAMES])
     upper = np.array([0.0, 0.0, 0.0, np.inf, np.inf, np.log(100.0)])   # efficiencies <= 1
     lower = np.array([-np.inf] * 5 + [0.0])                              # cache_speedup >= 1
+    theta0 = np.clip(np.log([max(prior[k], 1e-9) for k in PARAM_NAMES]), lower, upper)
     w_prior = math.sqrt(PRIOR_WEIGHT) / PRIOR_SIGMA_LOG
 
     def residuals(theta):
-        params = dict(zip(PARAM_NAMES, np.exp(theta)))
+        params = dict(zip(PARAM_NAMES, np.exp(theta), strict=True))
         pred = np.log(_predict(points, feats, params, profile))
         return np.concatenate([pred - meas, w_prior * (theta - theta0)])
 
-    theta = theta0.copy()
-    lam = 1e-2
-    r = residuals(theta)
-    cost = float(r @ r)
-    for _ in range(200):               # Levenberg-Marquardt, numeric Jacobian in log space
-        jac = np.empty((r.size, theta.size))
-        for j in range(theta.size):
-            step = np.zeros_like(theta)
-            step[j] = 1e-4
-            jac[:, j] = (residuals(np.clip(theta + step, lower, upper)) - r) / 1e-4
-        a = jac.T @ jac
-        g = jac.T @ r
-        improved = False
-        for _ in range(10):
-            delta = -np.linalg.solve(a + lam * np.diag(np.diag(a) + 1e-9), g)
-            cand = np.clip(theta + delta, lower, upper)
-            rc = residuals(cand)
-            cc = float(rc @ rc)
-            if cc < cost:
-                theta, r, cost, lam = cand, rc, cc, max(lam / 3, 1e-7)
-                improved = True
-                break
-            lam *= 4
-        if not improved or np.max(np.abs(delta)) < 1e-6:
-            break
-    params = dict(zip(PARAM_NAMES, [float(x) for x in np.exp(theta)]))
+    # trust-region reflective least squares in log space, bounds instead of clipping
+    theta = least_squares(residuals, theta0, bounds=(lower, upper), method="trf",
+                          xtol=1e-10, ftol=1e-10, gtol=1e-10).x
+    params = dict(zip(PARAM_NAMES, [float(x) for x in np.exp(theta)], strict=True))
     pred = _predict(points, feats, params, profile)
-    res = [math.log(pp / p.measured_s) for pp, p in zip(pred, points)]
+    res = [math.log(pp / p.measured_s) for pp, p in zip(pred, points, strict=True)]
     n = len(res)
     rms = math.sqrt(sum(x * x for x in res) / n)
     n_params = len(PARAM_NAMES)
@@ -186,11 +179,11 @@ def fit(points: list[Point], profile, *, prior: dict[str, float] | None = None) 
         band=(math.exp(-k), math.exp(k)), rms_log_residual=rms, n_points=n,
         residuals=[{"model": p.model, "batch": p.batch, "mode": p.mode or pm.name,
                     "measured_ms": p.measured_s * 1e3, "predicted_ms": pp * 1e3,
-                    "log_residual": x} for p, pp, x in zip(points, pred, res)],
+                    "log_residual": x} for p, pp, x in zip(points, pred, res, strict=True)],
         roofs={"peak_fp32_flops": peak / pm.compute_scale, "bandwidth_bps": bw / pm.bandwidth_scale,
                "cpu_ghz": profile.cpu_ghz, "cores": profile.cpu_cores},
         device=(profile.detected or {}).get("cpu_model") if profile.detected else profile.display_name,
-        method=("log-latency least squares (Levenberg-Marquardt) over eta_c, eta_c_depthwise, "
+        method=("log-latency least squares (scipy.optimize.least_squares, trf, bounded) over eta_c, eta_c_depthwise, "
                 f"eta_m, t_launch_us, t_host_ms, cache_speedup with a log-normal prior (sigma ln 3, weight "
                 f"{PRIOR_WEIGHT}) towards the profile's defaults; latency statistic: {STATISTIC}"
                 + ("" if n > n_params else f"; only {n} point(s) for {n_params} parameters: band "
@@ -310,12 +303,12 @@ def measure_points(models=REFERENCE_MODELS, *, batch_sizes=(1, 4), runs: int = 1
     Runs are interleaved (round r runs every model/batch once) so that load from other
     processes hits all models alike, and the fitted statistic is the minimum over rounds.
     ``threads`` defaults to 1: a single intra-op thread is far less sensitive to a shared,
-    busy CPU than a spinning thread pool.
+    busy CPU than a thread pool; with more, the pools' spin-wait is off (interleaved timing).
     """
-    import time
-
-    from hackforge_edge.profiling.measure import create_session, make_inputs
+    from hackforge_edge.profiling.measure import make_inputs
     from hackforge_edge.profiling.static import analyze
+    from hackforge_edge.runtime.session import make_session
+    from hackforge_edge.runtime.timing import time_interleaved
 
     cases = []
     for name in models:
@@ -323,21 +316,16 @@ def measure_points(models=REFERENCE_MODELS, *, batch_sizes=(1, 4), runs: int = 1
             progress(f"exporting/analysing {name}")
         path = export_reference(name, models_dir)
         seq = reference_seq_len(name)
-        sess = create_session(path, threads=threads)
+        # interleaved timing: no session may keep spinning threads after its call
+        sess = make_session(path, threads=threads, allow_spinning=False)
         for b in batch_sizes:
             feeds = make_inputs(sess, b, seq_len=seq)
-            for _ in range(max(1, warmup)):
-                sess.run(None, feeds)
-            cases.append({"name": name, "batch": b, "sess": sess, "feeds": feeds, "times": [],
+            cases.append({"name": name, "batch": b, "run": lambda s=sess, f=feeds: s.run(None, f),
                           "static": analyze(path, batch=b, seq_len=seq)})
     if progress:
         progress(f"measuring {len(cases)} cases x {runs} interleaved rounds")
-    for _ in range(runs):
-        for c in cases:
-            t0 = time.perf_counter()
-            c["sess"].run(None, c["feeds"])
-            c["times"].append(time.perf_counter() - t0)
-    return [Point(c["name"], c["batch"], min(c["times"]), c["static"]) for c in cases]
+    timings = time_interleaved([c["run"] for c in cases], warmup=max(1, warmup), runs=runs)
+    return [Point(c["name"], c["batch"], t.min_ms / 1e3, c["static"]) for c, t in zip(cases, timings, strict=True)]
 
 
 def calibrate_local(models=REFERENCE_MODELS, *, batch_sizes=(1, 4), runs: int = 20,

@@ -319,7 +319,7 @@ def detect_local(*, tdp_w: float | None = None, cpuinfo: dict | None = None,
 
     fb = dict(data["fallback"])
     # the CPU power estimate's assumptions live in one place: the energy package's data file
-    from hackforge_edge.energy.meter import load_energy_data
+    from hackforge_edge.energy.base import load_energy_data
 
     est = load_energy_data("power_defaults")["cpu_estimate"]
     fb["tdp_w_per_core"] = float(est["default_tdp_w_per_core"])

@@ -13,12 +13,12 @@ import os
 import resource
 import time
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any
 
 from hackforge_edge.errors import ModelFileError, UsageError
 
-LATENCY_METHOD = "onnxruntime-wallclock (perf_counter around session.run), warm-up excluded"
+LATENCY_METHOD = ("onnxruntime-wallclock (perf_counter around session.run), warm-up excluded; "
+                  "percentiles interpolated linearly")
 _DTYPES = {"tensor(float)": "float32", "tensor(float16)": "float16", "tensor(double)": "float64",
            "tensor(int64)": "int64", "tensor(int32)": "int32", "tensor(int8)": "int8",
            "tensor(uint8)": "uint8", "tensor(bool)": "bool"}
@@ -129,31 +129,9 @@ def make_inputs(session, batch: int, *, seq_len: int | None = None,
 
 def create_session(onnx_path, *, providers=None, threads: int | None = None):
     """An onnxruntime session (full graph optimisations); ModelFileError when it cannot load."""
-    import onnxruntime as ort
+    from hackforge_edge.runtime.session import make_session
 
-    path = Path(onnx_path)
-    if not path.is_file():
-        raise ModelFileError(f"{path}: no such file")
-    opts = ort.SessionOptions()
-    opts.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
-    opts.log_severity_level = 3
-    if threads:
-        opts.intra_op_num_threads = int(threads)
-    available = ort.get_available_providers()
-    providers = list(providers or ["CPUExecutionProvider"])
-    bad = [p for p in providers if p not in available]
-    if bad:
-        raise UsageError(f"onnxruntime providers {bad} are not available (available: {available})")
-    try:
-        return ort.InferenceSession(str(path), sess_options=opts, providers=providers)
-    except Exception as exc:  # onnxruntime raises its own Fail/InvalidGraph/... types
-        first = (str(exc).strip().splitlines() or [type(exc).__name__])[0][:200]
-        raise ModelFileError(f"{path}: onnxruntime cannot load it ({first})") from None
-
-
-def _percentile(sorted_ms: list[float], q: float) -> float:
-    import numpy as np
-    return float(np.percentile(sorted_ms, q))
+    return make_session(onnx_path, providers=providers, threads=threads)
 
 
 def _estimated_energy(latency_s: float, batch: int, profile, threads_used: int) -> dict:
@@ -171,6 +149,62 @@ def _estimated_energy(latency_s: float, batch: int, profile, threads_used: int) 
             "avg_power_w": power, "excluding_idle_j": latency_s * (power - mode.idle_w) / batch}
 
 
+def _energy_from_window(window, samples: int) -> dict:
+    if window.energy_j_total is None:
+        return {"value": None, "low": None, "high": None, "kind": window.kind,
+                "method": f"{window.method}: no domain could be read", "avg_power_w": None}
+    value = window.energy_j_total / samples
+    band = window.band
+    return {"value": value,
+            "low": value * (1 + band[0]) if band else None,
+            "high": value * (1 + band[1]) if band else None,
+            "kind": window.kind, "method": f"{window.method}: window energy / {samples} samples "
+                                           f"({window.duration_s:.2f} s window)",
+            "avg_power_w": window.avg_power_w}
+
+
+def _measure_batch(run, b: int, *, warmup: int, runs: int, max_seconds: float, meter,
+                   after_each, estimate) -> BatchResult:
+    """Warm up, time ``run`` (one session.run at batch ``b``), and its energy per sample:
+    from ``meter``'s window around the timed runs, else ``estimate(mean latency s)``."""
+    from hackforge_edge.runtime.session import one_line
+    from hackforge_edge.runtime.timing import runs_within, time_calls, warm_up
+
+    name = f"benchmark-b{b}"
+    opened = False
+    try:
+        n = runs_within(warm_up(run, warmup), runs, max_seconds, min_runs=5)
+        if meter is not None:
+            meter.begin(name)
+            opened = True
+        timing = time_calls(run, warmup=0, runs=n, after_each=after_each)
+    except MemoryError:
+        status = "out of memory"
+    except Exception as exc:  # noqa: BLE001 - onnxruntime run failures (shape mismatch, arena OOM)
+        status = one_line(exc)
+    else:
+        status = None
+    if status is not None:
+        if opened:
+            meter.end(name)
+        return BatchResult(b, "error", status)
+    n_energy = n
+    if meter is not None:
+        # keep the energy window open long enough for the meter's resolution (CPU-time
+        # ticks of ~10 ms for the estimate, counter updates for RAPL/NVML): more untimed
+        # runs, and the energy is divided by every run made inside the window
+        t_window = time.perf_counter()
+        while (time.perf_counter() - t_window) + sum(timing.times_ms) / 1000.0 < MIN_ENERGY_WINDOW_S:
+            run()
+            n_energy += 1
+    summary = timing.summary()
+    mean = summary["mean"]
+    lat = {k: summary[k] for k in ("p50", "p95", "p99", "mean", "min", "std")}
+    energy = (_energy_from_window(meter.end(name), n_energy * b) if meter is not None
+              else estimate(mean / 1000.0))
+    return BatchResult(b, "ok", None, n, lat, b / (mean / 1000.0), energy)
+
+
 def measure(onnx_path, *, batch_sizes=(1, 4, 8), warmup: int = 3, runs: int = 20,
             providers=None, seq_len: int | None = None, input_shapes=None, meter=None,
             threads: int | None = None, max_seconds_per_batch: float = 8.0,
@@ -181,12 +215,11 @@ def measure(onnx_path, *, batch_sizes=(1, 4, 8), warmup: int = 3, runs: int = 20
     ``max_seconds_per_batch`` gets fewer timed runs (at least 5; the count is recorded).
     Latencies in ms; throughput in samples/s = batch / mean latency.
     """
-    import numpy as np
     import onnxruntime as ort
     import psutil
 
     from hackforge_edge.profiling.hardware import detect_local
-    from hackforge_edge.profiling.static import parse_input_shapes
+    from hackforge_edge.profiling.shapes import parse_input_shapes
 
     if warmup < 0 or runs < 1:
         raise UsageError(f"need warmup >= 0 and runs >= 1 (got {warmup}, {runs})")
@@ -213,63 +246,20 @@ def measure(onnx_path, *, batch_sizes=(1, 4, 8), warmup: int = 3, runs: int = 20
             first.name not in shapes:
         fixed_batch = first.shape[0]
 
+    def sample_rss():
+        nonlocal rss_peak
+        rss_peak = max(rss_peak, proc.memory_info().rss)
+
     results: list[BatchResult] = []
     for b in batch_sizes:
         if fixed_batch is not None and b != fixed_batch:
             results.append(BatchResult(b, "skipped", f"model has a fixed batch of {fixed_batch}"))
             continue
         feeds = make_inputs(sess, b, seq_len=seq_len, input_shapes=shapes)
-        try:
-            tw = time.perf_counter()
-            for _ in range(max(1, warmup)):
-                sess.run(None, feeds)
-            per_run = (time.perf_counter() - tw) / max(1, warmup)
-        except MemoryError:
-            results.append(BatchResult(b, "error", "out of memory"))
-            continue
-        except Exception as exc:  # onnxruntime run failures (shape mismatch, OOM in arena)
-            msg = (str(exc).strip().splitlines() or [type(exc).__name__])[0][:200]
-            results.append(BatchResult(b, "error", msg))
-            continue
-        n = int(min(runs, max(5, max_seconds_per_batch // max(per_run, 1e-6))))
-        times = []
-        if meter is not None:
-            meter.begin(f"benchmark-b{b}")
-        for _ in range(n):
-            ts = time.perf_counter()
-            sess.run(None, feeds)
-            times.append((time.perf_counter() - ts) * 1000.0)
-            rss_peak = max(rss_peak, proc.memory_info().rss)
-        n_energy = n
-        if meter is not None:
-            # keep the energy window open long enough for the meter's resolution (CPU-time
-            # ticks of ~10 ms for the estimate, counter updates for RAPL/NVML): more untimed
-            # runs, and the energy is divided by every run made inside the window
-            t_window = time.perf_counter()
-            while (time.perf_counter() - t_window) + sum(times) / 1000.0 < MIN_ENERGY_WINDOW_S:
-                sess.run(None, feeds)
-                n_energy += 1
-        window = meter.end(f"benchmark-b{b}") if meter is not None else None
-        times.sort()
-        mean = float(np.mean(times))
-        lat = {"p50": _percentile(times, 50), "p95": _percentile(times, 95),
-               "p99": _percentile(times, 99), "mean": mean, "min": times[0],
-               "std": float(np.std(times))}
-        if window is not None and window.energy_j_total is not None:
-            value = window.energy_j_total / (n_energy * b)
-            band = window.band
-            energy = {"value": value,
-                      "low": value * (1 + band[0]) if band else None,
-                      "high": value * (1 + band[1]) if band else None,
-                      "kind": window.kind, "method": f"{window.method}: window energy / {n_energy * b} samples "
-                                f"({window.duration_s:.2f} s window)",
-                      "avg_power_w": window.avg_power_w}
-        elif window is not None:
-            energy = {"value": None, "low": None, "high": None, "kind": window.kind,
-                      "method": f"{window.method}: no domain could be read", "avg_power_w": None}
-        else:
-            energy = _estimated_energy(mean / 1000.0, b, profile, threads_used)
-        results.append(BatchResult(b, "ok", None, n, lat, b / (mean / 1000.0), energy))
+        results.append(_measure_batch(lambda feeds=feeds: sess.run(None, feeds), b, warmup=warmup,
+                                      runs=runs, max_seconds=max_seconds_per_batch, meter=meter,
+                                      after_each=sample_rss,
+                                      estimate=lambda s, b=b: _estimated_energy(s, b, profile, threads_used)))
 
     ru_peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024  # Linux: KiB
     memory = {"rss_before_bytes": int(rss_before), "rss_after_load_bytes": int(rss_loaded),

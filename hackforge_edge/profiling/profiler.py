@@ -19,7 +19,7 @@ from hackforge_edge.profiling.artifact import (
 
 def model_info(onnx_path) -> ModelInfo:
     """File size (incl. external data), opset, producer and the declared inputs/outputs."""
-    from hackforge_edge.profiling.static import _opset, graph_inputs, load_onnx
+    from hackforge_edge.profiling.shapes import graph_inputs, load_onnx, opset_of
 
     path = Path(onnx_path)
     model = load_onnx(path)
@@ -44,7 +44,7 @@ def model_info(onnx_path) -> ModelInfo:
                                      if (path.parent / f).is_file())
     return ModelInfo.model_validate({
         "path": str(path), "bytes": int(size), "external_data": sorted(external),
-        "opset": _opset(model), "producer": f"{model.producer_name} {model.producer_version}".strip(),
+        "opset": opset_of(model), "producer": f"{model.producer_name} {model.producer_version}".strip(),
         "inputs": [_io(i) for i in graph_inputs(model)],
         "outputs": [_io(o) for o in model.graph.output]})
 

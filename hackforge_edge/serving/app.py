@@ -24,7 +24,6 @@ import logging
 import threading
 import time
 from contextlib import asynccontextmanager
-from dataclasses import replace
 from pathlib import Path
 from typing import Any, Mapping, Sequence
 
@@ -132,22 +131,18 @@ class ModelHost:
 
     def load(self) -> None:
         """Create the InferenceSession (raises ServingError with a one-line reason)."""
-        import onnxruntime as ort
+        from hackforge_edge.runtime.session import make_session
 
-        so = ort.SessionOptions()
-        if self.settings.intra_op_threads:
-            so.intra_op_num_threads = self.settings.intra_op_threads
-        if self.settings.inter_op_threads:
-            so.inter_op_num_threads = self.settings.inter_op_threads
         providers = self.providers_requested
         try:
-            self.session = ort.InferenceSession(
-                str(self.ref.onnx_path), sess_options=so, providers=providers,
-                provider_options=provider_options(providers, self.settings.trt_cache_dir))
-        except Exception as exc:  # onnxruntime raises its own pybind exception types
-            self.load_error = (f"{self.ref.onnx_path}: onnxruntime could not load the model: "
-                               f"{_one_line(exc)}")
-            raise ServingError(self.load_error) from None
+            self.session = make_session(
+                self.ref.onnx_path, providers=providers,
+                provider_options=provider_options(providers, self.settings.trt_cache_dir),
+                threads=self.settings.intra_op_threads, inter_op_threads=self.settings.inter_op_threads,
+                error=ServingError)
+        except ServingError as exc:
+            self.load_error = str(exc)
+            raise
         used = self.session.get_providers()
         self.concurrent_runs = self.settings.concurrent_runs(cpu_provider=used[0] == "CPUExecutionProvider")
         self._run_slots = threading.BoundedSemaphore(self.concurrent_runs)
@@ -408,7 +403,7 @@ def create_app(model_path: str | Path, *, providers: Sequence[str] | None = None
     """
     settings = settings if settings is not None else load_settings()
     if providers:
-        settings = replace(settings, providers=tuple(providers))
+        settings = settings.model_copy(update={"providers": tuple(providers)})
     host = ModelHost(model_path, settings, allow_incomplete=allow_incomplete)
     metrics = ServingMetrics(ROUTES)
 

@@ -1,8 +1,9 @@
-"""Limits and knobs of the HTTP server, with one place deciding their precedence.
+"""Limits and knobs of the HTTP server, read by pydantic-settings.
 
-Precedence (as codecarbon does it): an explicit value (CLI flag / keyword) wins, then the
-environment variable, then the default below. All problems are collected and raised together
-as one :class:`~hackforge_edge.errors.ServingError`.
+Precedence is pydantic-settings' own: a value given to the constructor (a CLI flag or
+keyword) wins, then the ``HF_EDGE_*`` environment variable, then the default below. Every
+problem (flags and environment alike) is collected and raised together as one
+:class:`~hackforge_edge.errors.ServingError` that names the flag or the variable.
 
 Environment variables::
 
@@ -22,73 +23,100 @@ Environment variables::
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass, field, fields, replace
-from typing import Any, Mapping
+from typing import Annotated, Any, Mapping
+
+from pydantic import Field, ValidationError, field_validator, model_validator
+from pydantic_settings import BaseSettings, EnvSettingsSource, NoDecode, SettingsConfigDict
 
 from hackforge_edge.errors import ServingError
 
 MIB = 1024 * 1024
-
-# name -> (env var, parser). Body size is given in MiB on the command line and in the
-# environment because that is how people think about it; it is stored in bytes.
-_ENV = {
-    "api_key": "HF_EDGE_API_KEY",
-    "max_body_bytes": "HF_EDGE_MAX_BODY_MB",
-    "max_batch": "HF_EDGE_MAX_BATCH",
-    "max_image_side": "HF_EDGE_MAX_IMAGE_SIDE",
-    "max_image_pixels": "HF_EDGE_MAX_IMAGE_MPIX",
-    "intra_op_threads": "HF_EDGE_INTRA_OP_THREADS",
-    "inter_op_threads": "HF_EDGE_INTER_OP_THREADS",
-    "warmup_runs": "HF_EDGE_WARMUP_RUNS",
-    "max_concurrent_runs": "HF_EDGE_MAX_CONCURRENT_RUNS",
-    "providers": "HF_EDGE_PROVIDERS",
-    "trt_cache_dir": "HF_EDGE_TRT_CACHE_DIR",
-    "fast_jpeg": "HF_EDGE_FAST_JPEG",
-    "micro_batch_ms": "HF_EDGE_MICRO_BATCH_MS",
-    "micro_batch_max": "HF_EDGE_MICRO_BATCH_MAX",
-}
+MPIX = 1_000_000
+ENV_PREFIX = "HF_EDGE_"
+# keyword names in storage units -> the field holding them in the unit people think in
+_IN_BYTES = {"max_body_bytes": ("max_body_mb", MIB), "max_image_pixels": ("max_image_mpix", MPIX)}
 
 
-@dataclass(frozen=True)
-class ServeSettings:
-    """Server limits. Units are in the names: bytes, pixels, counts."""
+class ServeSettings(BaseSettings):
+    """Server limits. Units are in the names (MiB, megapixels, counts); ``max_body_bytes``
+    and ``max_image_pixels`` give the two limits in bytes and pixels.
 
-    max_body_bytes: int = 16 * MIB
-    max_batch: int = 32
-    max_image_side: int = 8192
-    max_image_pixels: int = 40_000_000
-    api_key: str | None = field(default=None, repr=False)  # never echoed in logs or metadata
-    intra_op_threads: int = 0
-    inter_op_threads: int = 0
-    warmup_runs: int = 3
-    max_concurrent_runs: int = 0
-    providers: tuple[str, ...] | None = None
+    Constructing it reads the ``HF_EDGE_*`` environment for every field not given.
+    """
+
+    model_config = SettingsConfigDict(env_prefix=ENV_PREFIX, frozen=True, extra="forbid")
+
+    max_body_mb: float = Field(16.0, gt=0)
+    max_batch: int = Field(32, ge=1)
+    max_image_side: int = Field(8192, ge=1)
+    max_image_mpix: float = Field(40.0, gt=0)
+    api_key: str | None = Field(None, repr=False)          # never echoed in logs or metadata
+    intra_op_threads: int = Field(0, ge=0)
+    inter_op_threads: int = Field(0, ge=0)
+    warmup_runs: int = Field(3, ge=0)
+    max_concurrent_runs: int = Field(0, ge=0)
+    providers: Annotated[tuple[str, ...] | None, NoDecode] = None   # env: comma list, not JSON
     trt_cache_dir: str | None = None
-    fast_jpeg: int = 1
+    fast_jpeg: int = Field(1, ge=0, le=1)
     """1: decode a JPEG at least twice the model's input size at a reduced scale in the DCT
     domain (libjpeg scaling via Pillow's ``draft``) before the training resize; 0: always decode
     at full size (exactly the training path). The difference is measured in docker/README.md."""
-    micro_batch_ms: float = 0.0
+    micro_batch_ms: float = Field(0.0, ge=0, le=1000)
     """Window (ms) in which concurrent requests are joined into one session.run; 0 = off (the
     default: on the 2-core development CPU batching did not lower the time per image)."""
-    micro_batch_max: int = 8
+    micro_batch_max: int = Field(8, ge=2)
 
-    def __post_init__(self) -> None:
-        problems = []
-        for name, lo in (("max_body_bytes", 1), ("max_batch", 1), ("max_image_side", 1),
-                         ("max_image_pixels", 1), ("intra_op_threads", 0),
-                         ("inter_op_threads", 0), ("warmup_runs", 0),
-                         ("max_concurrent_runs", 0), ("fast_jpeg", 0), ("micro_batch_max", 2)):
-            value = getattr(self, name)
-            if not isinstance(value, int) or isinstance(value, bool) or value < lo:
-                problems.append(f"{name} must be an integer >= {lo} (got {value!r})")
-        if not isinstance(self.micro_batch_ms, (int, float)) or not 0 <= self.micro_batch_ms <= 1000:
-            problems.append(f"micro_batch_ms must be in [0, 1000] (got {self.micro_batch_ms!r})")
-        if self.api_key is not None and (not self.api_key.isascii() or not self.api_key.isprintable()
-                                         or " " in self.api_key):
-            problems.append("the API key must be printable ASCII without spaces")
-        if problems:
-            raise ServingError("invalid server settings: " + "; ".join(problems))
+    def __init__(self, **values: Any) -> None:
+        try:
+            super().__init__(**values)
+        except ValidationError as exc:
+            raise ServingError(_describe(exc, given=values)) from None
+
+    @model_validator(mode="before")
+    @classmethod
+    def _from_storage_units(cls, data: Any) -> Any:
+        """Accept ``max_body_bytes=`` / ``max_image_pixels=`` keywords (bytes, pixels)."""
+        if isinstance(data, dict):
+            data = dict(data)
+            for name, (field, unit) in _IN_BYTES.items():
+                if data.get(name) is not None:
+                    data[field] = data.pop(name) / unit
+                data.pop(name, None)
+        return data
+
+    @field_validator("*", mode="before")
+    @classmethod
+    def _strip(cls, value: Any) -> Any:
+        return value.strip() if isinstance(value, str) else value
+
+    @field_validator("api_key", "trt_cache_dir", mode="before")
+    @classmethod
+    def _empty_is_unset(cls, value: Any) -> Any:
+        return value or None
+
+    @field_validator("providers", mode="before")
+    @classmethod
+    def _comma_list(cls, value: Any) -> Any:
+        if isinstance(value, str):
+            value = value.split(",")
+        if value is None:
+            return None
+        return tuple(p.strip() for p in value if p and p.strip()) or None
+
+    @field_validator("api_key")
+    @classmethod
+    def _printable_key(cls, value: str | None) -> str | None:
+        if value is not None and (not value.isascii() or not value.isprintable() or " " in value):
+            raise ValueError("the API key must be printable ASCII without spaces")
+        return value
+
+    @property
+    def max_body_bytes(self) -> int:
+        return int(round(self.max_body_mb * MIB))
+
+    @property
+    def max_image_pixels(self) -> int:
+        return int(round(self.max_image_mpix * MPIX))
 
     @property
     def auth_enabled(self) -> bool:
@@ -114,48 +142,52 @@ class ServeSettings:
 
     def public(self) -> dict[str, Any]:
         """The settings as plain JSON, without the API key (only whether one is set)."""
-        out = {f.name: getattr(self, f.name) for f in fields(self) if f.name != "api_key"}
-        out["providers"] = list(self.providers) if self.providers else None
-        out["auth"] = self.auth_enabled
+        out = self.model_dump(exclude={"api_key", "max_body_mb", "max_image_mpix"})
+        out.update(max_body_bytes=self.max_body_bytes, max_image_pixels=self.max_image_pixels,
+                   providers=list(self.providers) if self.providers else None,
+                   auth=self.auth_enabled)
         return out
 
 
-def _parse(name: str, raw: str) -> Any:
-    raw = raw.strip()
-    if name in ("api_key", "trt_cache_dir"):
-        return raw or None
-    if name == "providers":
-        return tuple(p.strip() for p in raw.split(",") if p.strip()) or None
-    if name == "max_body_bytes":
-        return int(round(float(raw) * MIB))
-    if name == "max_image_pixels":
-        return int(round(float(raw) * 1_000_000))
-    if name == "micro_batch_ms":
-        return float(raw)
-    return int(raw)
+def _reading(environ: Mapping[str, str]) -> type[ServeSettings]:
+    """ServeSettings whose environment source reads ``environ`` instead of ``os.environ``."""
+
+    class _Settings(ServeSettings):
+        @classmethod
+        def settings_customise_sources(cls, settings_cls, init_settings, env_settings,
+                                       dotenv_settings, file_secret_settings):
+            source = EnvSettingsSource(settings_cls)
+            source.env_vars = {k.lower(): v for k, v in environ.items()}   # case-insensitive
+            return init_settings, source
+
+    _Settings.__name__ = _Settings.__qualname__ = "ServeSettings"
+    return _Settings
+
+
+def _describe(exc: ValidationError, given: Mapping[str, Any]) -> str:
+    """One line naming every bad value: the keyword/flag if given, else the variable."""
+    flagged = set(given) | {field for name, (field, _) in _IN_BYTES.items() if name in given}
+    problems = []
+    for err in exc.errors():
+        field = str(err["loc"][0]) if err["loc"] else "settings"
+        msg = err["msg"].removeprefix("Value error, ")
+        if field in flagged:
+            problems.append(f"{field}: {msg} (got {err['input']!r})")
+        else:
+            problems.append(f"{ENV_PREFIX}{field.upper()}={err['input']!r}: {msg}")
+    return "invalid server settings: " + "; ".join(problems)
 
 
 def load_settings(overrides: Mapping[str, Any] | None = None,
                   environ: Mapping[str, str] | None = None) -> ServeSettings:
     """Build settings: ``overrides`` (non-None values) > environment > defaults.
 
-    ``overrides`` uses the field names and units of :class:`ServeSettings` (bytes, pixels).
+    ``overrides`` uses the field names of :class:`ServeSettings`, or ``max_body_bytes`` /
+    ``max_image_pixels`` in bytes and pixels. ``environ`` replaces ``os.environ`` (tests).
     Raises ServingError listing every unparsable environment value and every bad limit.
     """
-    environ = os.environ if environ is None else environ
-    values: dict[str, Any] = {}
-    problems = []
-    for name, var in _ENV.items():
-        if var in environ:
-            try:
-                values[name] = _parse(name, environ[var])
-            except ValueError:
-                problems.append(f"{var}={environ[var]!r} is not a number")
-    if problems:
-        raise ServingError("invalid server settings: " + "; ".join(problems))
-    for name, value in (overrides or {}).items():
-        if name not in ServeSettings.__dataclass_fields__:
-            raise ServingError(f"unknown server setting {name!r}")
-        if value is not None:
-            values[name] = tuple(value) if name == "providers" else value
-    return replace(ServeSettings(), **values)
+    unknown = sorted(set(overrides or {}) - set(ServeSettings.model_fields) - set(_IN_BYTES))
+    if unknown:
+        raise ServingError(f"unknown server setting {unknown[0]!r}")
+    cls = ServeSettings if environ is None else _reading(environ)
+    return cls(**{k: v for k, v in (overrides or {}).items() if v is not None})

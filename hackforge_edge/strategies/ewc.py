@@ -224,7 +224,7 @@ def _hooks(model: "nn.Module", opts, source, device) -> list:
                                    info=info)]
 
 
-from hackforge_edge.strategies.registry import register_strategy  # noqa: E402
-
-register_strategy("ewc", "every parameter trains, held near the source weights in proportion "
-                  "to their Fisher information on the source task", make_hooks=_hooks)(_apply)
+# registered by strategies.registry (which imports this module; this one imports no registry)
+NAME = "ewc"
+DESCRIPTION = ("every parameter trains, held near the source weights in proportion "
+                  "to their Fisher information on the source task")

@@ -104,7 +104,7 @@ def _hooks(model: "nn.Module", opts, source, device) -> list:
                                    beta=opts.l2sp_beta, source_state=state)]
 
 
-from hackforge_edge.strategies.registry import register_strategy  # noqa: E402
-
-register_strategy("l2sp", "every parameter trains, pulled toward the source weights "
-                  "(alpha) and the new head toward zero (beta)", make_hooks=_hooks)(_apply)
+# registered by strategies.registry (which imports this module; this one imports no registry)
+NAME = "l2sp"
+DESCRIPTION = ("every parameter trains, pulled toward the source weights "
+                  "(alpha) and the new head toward zero (beta)")

@@ -130,7 +130,7 @@ def _hooks(model: "nn.Module", opts, source, device) -> list:
                                             slanted_triangular=opts.slanted_triangular)]
 
 
-from hackforge_edge.strategies.registry import register_strategy  # noqa: E402
-
-register_strategy("progressive", "layer groups unfreeze one at a time from the head down, with "
-                  "discriminative learning rates (ULMFiT)", make_hooks=_hooks)(_apply)
+# registered by strategies.registry (which imports this module; this one imports no registry)
+NAME = "progressive"
+DESCRIPTION = ("layer groups unfreeze one at a time from the head down, with "
+                  "discriminative learning rates (ULMFiT)")

@@ -251,5 +251,8 @@ def build_hooks(model: "nn.Module", name: str, options: StrategyOptions | None =
     return list(get_strategy(name).make_hooks(model, options or StrategyOptions(), source, device))
 
 
-# strategies in their own modules register themselves on import (kept last: they import this)
-from hackforge_edge.strategies import ewc, l2sp, progressive  # noqa: E402,F401
+# strategies in their own modules: each names itself, the registry registers it (one direction)
+from hackforge_edge.strategies import ewc, l2sp, progressive  # noqa: E402
+
+for _mod in (progressive, ewc, l2sp):
+    register_strategy(_mod.NAME, _mod.DESCRIPTION, make_hooks=_mod._hooks)(_mod._apply)
