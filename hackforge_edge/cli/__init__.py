@@ -33,6 +33,7 @@ def _register() -> None:
         profiles_cmd,
         report_cmd,
         serve_cmd,
+        sweep_cmd,
         train_cmd,
     )
 
@@ -43,6 +44,7 @@ def _register() -> None:
     app.command("report")(report_cmd.report)
     app.command("compare")(compare_cmd.compare)
     app.command("serve")(serve_cmd.serve)
+    app.command("sweep")(sweep_cmd.sweep)
     app.add_typer(profiles_cmd.app, name="profiles")
 
 
