@@ -64,7 +64,7 @@ def paired(values: Sequence[Any], baseline: Sequence[Any]) -> dict[str, Any]:
     if len(pairs) < 2:
         out["verdict"] = "not enough seeds"
         return out
-    if all(d == diffs[0] for d in diffs):
+    if max(diffs) - min(diffs) <= 1e-12 * max(1.0, max(abs(d) for d in diffs)):
         # zero spread: t is undefined (scipy returns nan); the interval is the point itself
         out["note"] = "identical difference on every seed: no spread, tests undefined"
     else:
