@@ -187,3 +187,14 @@ def test_ray_rows_match_a_local_run(tmp_path, monkeypatch):
         assert {k: ra[k] for k in COMPARED} == {k: rb[k] for k in COMPARED}
     assert len({r["pid"] for r in a} - {str(os.getpid())}) >= 1  # really ran in Ray workers
     assert SweepDir(remote.root).cells_dir.is_dir()
+
+
+@pytest.mark.integration
+def test_export_best_rebuilds_the_chosen_cell_as_a_bundle(tmp_path):
+    spec = SweepSpec.build(models=["tinycnn"], strategies=["scratch", "frozen"], fractions=[1.0],
+                           seeds=[0], image_size=16, epochs=1, weights="none", export="best",
+                           out=str(tmp_path / "x"))
+    out = recipe.run_sweep(spec, RunOptions(threads=1))
+    (cid, info), = out.exports.items()
+    assert (out.root / info["bundle"] / "manifest.json").is_file()
+    assert info["same_accuracy_as_sweep_cell"], info

@@ -45,6 +45,7 @@ def accuracy_vs_fraction(groups: Sequence[dict[str, Any]], models: Sequence[str]
             ax.errorbar([x * (1 + 0.015 * (k - len(arms) / 2)) for x in xs], ys, yerr=errs,
                         marker="o", capsize=3, label=arm)
         ax.set_xscale("log")
+        ax.minorticks_off()  # only the swept fractions are labelled
         ax.set_xticks(sorted({g["fraction"] for g in groups}))
         ax.set_xticklabels([f"{f:g}" for f in sorted({g["fraction"] for g in groups})])
         ax.set_xlabel("share of the target training set (log scale)")
