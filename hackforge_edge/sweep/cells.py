@@ -62,13 +62,14 @@ def arm(record_or_cell: Any, spec) -> str:
 
 
 def expand(spec) -> list[Cell]:
-    """Every cell, model-major: a sweep stopped early has whole models (every strategy,
-    fraction and seed) rather than one seed of everything, and each seed's strategies sit
-    next to each other, so the paired comparison with scratch fills in as it goes.
+    """Every cell, model-major: a sweep stopped early has whole models rather than one seed of
+    everything. Within a model the smallest fraction comes first (the cheapest cells, and the
+    low-data regime the question is about), then each seed with its strategies side by side,
+    so the paired comparison with scratch fills in as it goes.
     Scratch starts from random weights whatever the starts are, so it runs once per seed."""
     cells = []
     for m in spec.models:
-        for f in spec.fractions:
+        for f in sorted(spec.fractions):
             for seed in spec.seeds:
                 for s in spec.strategies:
                     for w in (["none"] if s == "scratch" else spec.weights):

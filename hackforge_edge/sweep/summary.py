@@ -136,7 +136,9 @@ def _md_table(header: list[str], rows: list[list[str]]) -> str:
 def _notes(doc: dict[str, Any]) -> list[str]:
     e, c = doc["energy"], doc["cells"]
     notes = [f"Cells: {c['ok']} ok, {c['failed']} failed, {c['not_run']} not run of {c['grid']}.",
-             f"Intervals: {doc['interval_method']}.", f"Paired comparison: {doc['paired_method']}.",
+             f"Intervals: {doc['interval_method']}; not clipped, so with few seeds an interval of a "
+             "bounded metric (accuracy, F1, ROC-AUC in [0, 1]; energy >= 0) may extend past its bounds.",
+             f"Paired comparison: {doc['paired_method']}.",
              "Accuracy, F1 and ROC-AUC: measured on each cell's held-out test split.",
              f"Energy: {e['kind'] or 'n/a'} ({', '.join(e['methods']) or 'n/a'}); {e['scope']}."]
     if e.get("source_pretrain_one_off_kwh"):
