@@ -68,6 +68,12 @@ def test_two_models_two_strategies_two_fractions_two_seeds(tmp_path):
     assert (out.root / "figures" / "accuracy_vs_energy.png").stat().st_size > 1000
     again = recipe.run_sweep(spec, RunOptions(threads=1))  # resume: nothing left to do
     assert again.ran == 0 and again.skipped == 16
+    (out.root / "summary.json").unlink()
+    assert main(["sweep", "--models", "tinycnn,mobilenet_v3_small", "--strategies", "scratch,frozen",
+                 "--fractions", "1,0.5", "--seeds", "0,1", "--weights", "none", "--image-size", "16",
+                 "--epochs", "1", "--batch-size", "8", "--out", str(out.root), "--summary-only"]) == 2
+    # (the flags lack synthetic_sizes: a different spec, refused) ... the same spec rebuilds it
+    assert recipe.summarise_only(spec)["cells"]["ok"] == 16 and (out.root / "summary.json").is_file()
 
 
 def test_sigkill_mid_sweep_then_rerun_counts_every_cell_once(tmp_path):

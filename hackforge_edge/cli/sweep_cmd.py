@@ -42,6 +42,8 @@ def sweep(
     retry_failed: bool = typer.Option(False, help="Run failed cells again."),
     force: bool = typer.Option(False, help="Use --out even if it holds a different spec."),
     quiet: bool = typer.Option(False, help="No progress bar (the per-cell lines stay)."),
+    summary_only: bool = typer.Option(False, help="Only rebuild results.csv and the summary from "
+                                      "the cells finished so far (e.g. while or after a sweep runs)."),
 ) -> None:
     """Run every cell (one metered training run each) not finished yet; summarise with 95 %
     intervals over seeds and paired comparisons with scratch. Re-run the same command to resume."""
@@ -61,6 +63,13 @@ def sweep(
     opts = RunOptions(jobs=jobs, threads=threads, executor=executor, ray_address=ray_address,
                       retry_failed=retry_failed, force=force)
     console = make_console(highlight=False)
+    if summary_only:
+        from hackforge_edge.recipes.sweep import summarise_only
+
+        c = summarise_only(sweep_spec)["cells"]
+        console.print(f"summary of {c['ok']} ok, {c['failed']} failed, {c['not_run']} not run of "
+                      f"{c['grid']} cells: {sweep_spec.resolved_out() / 'summary.html'}")
+        return
     err = make_console(stderr=True, highlight=False)
     from rich.progress import (BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn,
                                TimeRemainingColumn)

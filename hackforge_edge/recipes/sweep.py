@@ -89,6 +89,20 @@ def run_sweep(spec: SweepSpec, opts: RunOptions, *, on_start: Callable[[int, int
         sd.unlock()
 
 
+def summarise_only(spec: SweepSpec) -> dict[str, Any]:
+    """Rebuild results.csv and the summary from the cells finished so far; runs nothing.
+    (Safe while the sweep runs: every file is written atomically.)"""
+    from hackforge_edge.errors import UsageError
+    from hackforge_edge.sweep.summary import write_results_csv, write_summary
+
+    sd = SweepDir(spec.resolved_out())
+    if not (sd.root / "spec.json").is_file():
+        raise UsageError(f"--out {sd.root} holds no sweep (no spec.json)")
+    sd.check_spec(spec)
+    write_results_csv(sd, spec)
+    return write_summary(sd, spec)
+
+
 # ---- one cell (runs in a worker process or a Ray task) -----------------------------------
 
 def run_cell(spec_doc: dict, cell_doc: dict, root: str, threads: int) -> dict[str, Any]:
