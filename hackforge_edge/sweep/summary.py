@@ -59,7 +59,8 @@ def summarise(records: list[dict[str, Any]], spec) -> dict[str, Any]:
                   and arm(r, spec) == a and r["fraction"] == frac]
         g = {"model": model, "arm": a, "fraction": frac, "seeds": [r["seed"] for r in sel],
              "n_failed": len(failed),
-             "trainable_params": sorted({r["trainable_params"] for r in sel}) or None}
+             "trainable_params": sorted({r["trainable_params"] for r in sel}) or None,
+             "threads": sorted({r.get("threads") for r in sel if r.get("threads")})}
         g.update({k: mean_ci([r.get(k) for r in sel]) for k in STAT_KEYS})
         groups.append(g)
     comparisons = []
@@ -141,6 +142,10 @@ def _notes(doc: dict[str, Any]) -> list[str]:
              f"Paired comparison: {doc['paired_method']}.",
              "Accuracy, F1 and ROC-AUC: measured on each cell's held-out test split.",
              f"Energy: {e['kind'] or 'n/a'} ({', '.join(e['methods']) or 'n/a'}); {e['scope']}."]
+    mixed = [f"{g['model']} {g['arm']} {g['fraction']:g}" for g in doc["groups"] if len(g.get("threads") or []) > 1]
+    if mixed:
+        notes.append("Energy of cells run with different torch thread counts is not comparable (an "
+                     "estimate from CPU time counts spin-waiting threads): mixed in " + ", ".join(mixed) + ".")
     if e.get("source_pretrain_one_off_kwh"):
         notes.append(f"Source-model pretraining (one-off, cache misses inside this sweep): "
                      f"{e['source_pretrain_one_off_kwh']:.3g} kWh, not in the per-cell energy.")
