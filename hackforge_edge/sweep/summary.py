@@ -117,14 +117,14 @@ def tables(doc: dict[str, Any]) -> tuple[list[str], list[list[str]], list[str], 
     grows = [[x["model"], x["arm"], f"{x['fraction']:g}", str(len(x["seeds"])) + (f" ({x['n_failed']} failed)" if x["n_failed"] else ""),
               _ci(x["accuracy"]), _ci(x["f1"]), _ci(x["roc_auc"]), _ci(x["energy_consumed"], g),
               _ci(x["emissions"], g), ", ".join(f"{p:,}" for p in x["trainable_params"] or []) or "n/a"]
-             for x in doc["groups"]]
+             for x in doc["groups"] if x["seeds"] or x["n_failed"]]  # cells not run yet: JSON only
     ph = ["model", "fraction", "arm - scratch", "pairs", "accuracy diff [95% CI]", "paired t p",
           "Wilcoxon p (min possible)", "verdict", "energy diff kWh [95% CI]"]
     prows = [[c["model"], f"{c['fraction']:g}", c["arm"], str(c["accuracy"]["n_pairs"]),
               _ci(c["accuracy"]["diff"], "{:+.3f}"), _p(c["accuracy"]["t_p"]),
               f"{_p(c['accuracy']['wilcoxon_p'])} ({_p(c['accuracy']['wilcoxon_min_p'])})",
               c["accuracy"]["verdict"], _ci(c["energy_consumed"]["diff"], "{:+.3g}")]
-             for c in doc["paired_vs_scratch"]]
+             for c in doc["paired_vs_scratch"] if c["accuracy"]["n_pairs"]]
     return gh, grows, ph, prows
 
 
