@@ -13,7 +13,7 @@ from hackforge_edge.models.registry import (  # noqa: E402
 
 # Smallest input each architecture accepts in train mode (BatchNorm needs >1 value per channel).
 INPUT_PX = {"tinycnn": 8, "resnet18": 32, "resnet50": 32, "efficientnet_b0": 32,
-            "mobilenet_v2": 32, "mobilenet_v3_small": 32}
+            "mobilenet_v2": 32, "mobilenet_v3_small": 32, "efficientnet_lite0": 32}
 # Architectures whose construction is slow enough to skip the extra reset/backward checks.
 HEAVY = {"resnet50"}
 

@@ -36,6 +36,7 @@ def _register() -> None:
         report_cmd,
         schema_cmd,
         serve_cmd,
+        sweep_cmd,
         train_cmd,
     )
 
@@ -49,6 +50,7 @@ def _register() -> None:
     app.command("export-triton")(export_triton_cmd.export_triton)
     app.command("schema")(schema_cmd.schema)
     app.command("merge")(merge_cmd.merge)
+    app.command("sweep")(sweep_cmd.sweep)
     app.add_typer(profiles_cmd.app, name="profiles")
 
 

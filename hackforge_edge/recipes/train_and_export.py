@@ -170,71 +170,20 @@ def _execute(cfg, out: Path, started_at: str, req, grid, splits, say) -> Path:
     import torch
 
     from hackforge_edge import export as exporters
-    from hackforge_edge.energy.accounting import PhaseLog, write_training_carbon
-    from hackforge_edge.energy.meter import make_meter
+    from hackforge_edge.energy.accounting import write_training_carbon
     from hackforge_edge.export.artifact import ExportValidation
-    from hackforge_edge.models.registry import create_model
+    from hackforge_edge.recipes.strategy_steps import hook_summaries
     from hackforge_edge.training.artifacts import Metrics
-    from hackforge_edge.strategies.registry import apply_strategy
-    from hackforge_edge.training.loop import evaluate, split_to_nchw, train
+    from hackforge_edge.training.loop import split_to_nchw
 
-    tdp_w, tdp_origin = _local_tdp(cfg)
-    meter = make_meter("auto" if cfg.device == "auto" else cfg.device, tdp_w=tdp_w, tdp_origin=tdp_origin)
-    phases = PhaseLog(meter)
-
-    num_classes = len(splits.class_names)
-    say(f"data: {len(splits.train.labels)} train / {len(splits.val.labels)} val / "
-        f"{len(splits.test.labels)} test images, classes {splits.class_names}")
-
-    # scratch means random init whatever --weights says; record what was really used
-    weights = "none" if cfg.strategy == "scratch" else cfg.weights
-    def build():
-        return create_model(cfg.model, num_classes, weights, image_size=cfg.image_size, seed=cfg.seed,
-                            source_seed=cfg.seed, progress=cfg.progress, device=cfg.device)
-
-    source_info = None
-    if weights == "source":
-        # building the model loads the cached source model, or pretrains it on a cache miss
-        meter.begin("source_pretrain")
-        try:
-            model = build()
-        finally:
-            m = meter.end("source_pretrain")
-        source_info = model.hf_edge_meta["weights"]
-        if source_info.get("cache_hit"):
-            phases.cache_hit("source_pretrain", note=f"loaded {source_info.get('cache_path')} "
-                                                     f"in {m.duration_s:.2f} s")
-            say(f"source model: cache hit ({source_info.get('cache_path')})")
-        else:
-            phases.add(m)
-            from hackforge_edge.models.source import record_pretrain_energy
-
-            record_pretrain_energy(source_info, {
-                "energy_j": m.energy_j_total, "kind": m.kind, "method": m.method,
-                "band": list(m.band) if m.band else None, "duration_s": m.duration_s,
-                "bundle": out.name, "measured_at": bundle.utc_now()})
-            say(f"source model: pretrained on the synthetic source domain in {m.duration_s:.1f} s, "
-                f"source test accuracy {source_info.get('source_test_accuracy')}")
-    else:
-        model = build()
-    weights_info = _weights_identity(model, weights)
-
-    from hackforge_edge.recipes import strategy_steps
-
-    model, params = apply_strategy(model, cfg.strategy, options=strategy_steps.strategy_options(cfg))
-    say(f"strategy {cfg.strategy}: {params.trainable_params:,} of {params.total_params:,} parameters trainable")
-    source_task = strategy_steps.load_source(cfg)
-    hooks = strategy_steps.make_hooks(cfg, model, source_task, phases, say)
-
-    lr = cfg.lr
-    with phases.phase("target_transfer"):
-        result = train(model, splits, epochs=cfg.epochs, lr=lr, batch_size=cfg.batch_size,
-                       seed=cfg.seed, device=cfg.device, progress=cfg.progress, hooks=hooks)
-        metrics = evaluate(model, splits.test, preprocess=splits.preprocess,
-                           class_names=splits.class_names, device=cfg.device)
+    t = train_one(cfg, splits, run_name=out.name, say=say)
+    model, params, result, metrics = t.model, t.params, t.result, t.metrics
+    meter, phases, source_info, weights = t.meter, t.phases, t.source_info, t.weights
+    tdp_w, tdp_origin, lr = t.tdp_w, t.tdp_origin, cfg.lr
+    weights_info, hooks = t.weights_info, t.hooks
     metrics_doc = Metrics.from_evaluation(
         metrics, split="test", method="PyTorch model on the held-out target-domain test split",
-        source_retention=strategy_steps.retention(cfg, model, source_task, splits.class_names, phases, say))
+        source_retention=t.source_retention)
     metrics_doc.write(out)
     say(f"target test accuracy {metrics_doc.accuracy:.3f}, ROC-AUC {metrics_doc.roc_auc}")
 
@@ -294,7 +243,7 @@ def _execute(cfg, out: Path, started_at: str, req, grid, splits, say) -> Path:
         "weights": weights_info,
         "source_model": source_info,
         "training": result.to_json(),
-        "strategy_details": strategy_steps.hook_summaries(hooks),
+        "strategy_details": hook_summaries(hooks),
         "lr": lr,
         "data": splits.description,
     })
@@ -321,6 +270,96 @@ def _save_weights(folded, out: Path, model=None) -> None:
 
     save_weights(folded.state_dict(), out / WEIGHTS, metadata={"format": "pt", "folded": "true"})
     save_adapter(model, out)
+
+
+# ---- one training run (also a sweep cell): build, adapt, train metered, evaluate; writes nothing
+
+@dataclass
+class TrainedModel:
+    """What :func:`train_one` returns: the trained model and everything measured on the way."""
+
+    model: Any
+    params: Any              # strategies.registry.ParamReport
+    result: Any              # training.loop.TrainResult
+    metrics: dict[str, Any]  # training.loop.evaluate on the test split
+    meter: Any
+    phases: Any              # energy.accounting.PhaseLog: source_pretrain (if any), target_transfer
+    source_info: dict[str, Any] | None
+    weights: str             # the weights really used ("none" under scratch)
+    tdp_w: float | None
+    tdp_origin: str | None
+    weights_info: dict[str, Any]             # provenance + base_sha256 of the starting weights
+    hooks: list                              # strategy hooks (progressive, EWC, L2-SP)
+    source_retention: dict[str, Any] | None  # forgetting on the source test split
+
+
+def train_one(cfg: TrainExportConfig, splits, *, run_name: str, say: Callable[[str], None] = print
+              ) -> TrainedModel:
+    """Build ``cfg.model``, apply ``cfg.strategy``, train and evaluate it on ``splits`` inside
+    metered phases. ``run_name`` is recorded with a freshly pretrained source model."""
+    from hackforge_edge.energy.accounting import PhaseLog
+    from hackforge_edge.energy.meter import make_meter
+    from hackforge_edge.models.registry import create_model
+    from hackforge_edge.strategies.registry import apply_strategy
+    from hackforge_edge.training.loop import evaluate, train
+
+    tdp_w, tdp_origin = _local_tdp(cfg)
+    meter = make_meter("auto" if cfg.device == "auto" else cfg.device, tdp_w=tdp_w, tdp_origin=tdp_origin)
+    phases = PhaseLog(meter)
+
+    num_classes = len(splits.class_names)
+    say(f"data: {len(splits.train.labels)} train / {len(splits.val.labels)} val / "
+        f"{len(splits.test.labels)} test images, classes {splits.class_names}")
+
+    # scratch means random init whatever --weights says; record what was really used
+    weights = "none" if cfg.strategy == "scratch" else cfg.weights
+    def build():
+        return create_model(cfg.model, num_classes, weights, image_size=cfg.image_size, seed=cfg.seed,
+                            source_seed=cfg.seed, progress=cfg.progress, device=cfg.device)
+
+    source_info = None
+    if weights == "source":
+        # building the model loads the cached source model, or pretrains it on a cache miss
+        meter.begin("source_pretrain")
+        try:
+            model = build()
+        finally:
+            m = meter.end("source_pretrain")
+        source_info = model.hf_edge_meta["weights"]
+        if source_info.get("cache_hit"):
+            phases.cache_hit("source_pretrain", note=f"loaded {source_info.get('cache_path')} "
+                                                     f"in {m.duration_s:.2f} s")
+            say(f"source model: cache hit ({source_info.get('cache_path')})")
+        else:
+            phases.add(m)
+            from hackforge_edge.models.source import record_pretrain_energy
+
+            record_pretrain_energy(source_info, {
+                "energy_j": m.energy_j_total, "kind": m.kind, "method": m.method,
+                "band": list(m.band) if m.band else None, "duration_s": m.duration_s,
+                "bundle": run_name, "measured_at": bundle.utc_now()})
+            say(f"source model: pretrained on the synthetic source domain in {m.duration_s:.1f} s, "
+                f"source test accuracy {source_info.get('source_test_accuracy')}")
+    else:
+        model = build()
+    weights_info = _weights_identity(model, weights)
+
+    from hackforge_edge.recipes import strategy_steps
+
+    model, params = apply_strategy(model, cfg.strategy, options=strategy_steps.strategy_options(cfg))
+    say(f"strategy {cfg.strategy}: {params.trainable_params:,} of {params.total_params:,} parameters trainable")
+    source_task = strategy_steps.load_source(cfg)
+    hooks = strategy_steps.make_hooks(cfg, model, source_task, phases, say)
+
+    lr = cfg.lr
+    with phases.phase("target_transfer"):
+        result = train(model, splits, epochs=cfg.epochs, lr=lr, batch_size=cfg.batch_size,
+                       seed=cfg.seed, device=cfg.device, progress=cfg.progress, hooks=hooks)
+        metrics = evaluate(model, splits.test, preprocess=splits.preprocess,
+                           class_names=splits.class_names, device=cfg.device)
+    retention = strategy_steps.retention(cfg, model, source_task, splits.class_names, phases, say)
+    return TrainedModel(model, params, result, metrics, meter, phases, source_info, weights,
+                        tdp_w, tdp_origin, weights_info, hooks, retention)
 
 
 def _g(x: Any) -> str:

@@ -136,7 +136,8 @@ def load_source_task(model_name: str, weights: str, *, image_size: int, seed: in
     ``allow_pretrain=False``: with ``--weights source`` and no cached source model, return a
     task without a model (its data still measure the transferred model) instead of training one.
     """
-    from hackforge_edge.models.source import SourceRecipe, cache_key, cache_root, get_source_model
+    from hackforge_edge.models.registry import source_model
+    from hackforge_edge.models.source import SourceRecipe, cache_key, cache_root
 
     w = str(weights)
     if w == "source":
@@ -146,7 +147,7 @@ def load_source_task(model_name: str, weights: str, *, image_size: int, seed: in
         root = cache_root() / "source-models"
         model = None
         if allow_pretrain or (root / f"{stem}.pt").is_file():
-            model, _ = get_source_model(model_name, image_size=int(image_size), seed=int(seed),
+            model, _ = source_model(model_name, image_size=int(image_size), seed=int(seed),
                                         progress=False, device=device)
         return SourceTask(model_name, int(image_size), int(seed), "synthetic-source", model,
                           list(synthetic.CLASS_NAMES), root, stem,
