@@ -80,13 +80,14 @@ def load_text_dataset(data: str | None, *, make_preprocess: Callable[[list[str]]
     splits["train"] = splits["train"].subset(stratified_fraction(splits["train"].labels, fraction, seed))
     preprocess = make_preprocess(list(splits["train"].texts))
     nc = len(class_names)
-    tokens = preprocess.token_counts(splits["test"].texts)
+    lengths = preprocess.lengths(splits["test"].texts)
+    tokens = [n for n, _ in lengths]
     description = {
         **source, "data": data or "synthetic", "seed": seed, "class_names": class_names,
         "data_fraction": fraction, "train_texts_before_fraction": full_train,
         "max_length": int(preprocess.max_length),
         "test_tokens": {"mean": float(np.mean(tokens)), "max": int(max(tokens)),
-                        "at_max_length": int(sum(t >= preprocess.max_length for t in tokens))},
+                        "truncated": int(sum(cut for _, cut in lengths))},
         "counts": {n: {"total": len(s), "per_class": dict(zip(class_names, s.class_counts(nc)))}
                    for n, s in splits.items()},
     }

@@ -91,7 +91,11 @@ class TextPreprocess:
 
     def token_counts(self, texts: Sequence[str]) -> list[int]:
         """Tokens per text after truncation (special tokens included)."""
-        return [len(e.ids) for e in self.tokenizer.encode_batch(list(texts))]
+        return [n for n, _ in self.lengths(texts)]
+
+    def lengths(self, texts: Sequence[str]) -> list[tuple[int, bool]]:
+        """(tokens after truncation, whether the text was truncated) per text."""
+        return [(len(e.ids), bool(e.overflowing)) for e in self.tokenizer.encode_batch(list(texts))]
 
     def split_batch(self, split, idx: np.ndarray) -> dict[str, np.ndarray]:
         """The training loop's hook: the feed for rows ``idx`` of a TextSplit."""

@@ -248,6 +248,9 @@ def _encoder(src: TextSource, config, num_classes: int, seed: int) -> tuple["nn.
     import torch
     from transformers import AutoModel, AutoModelForSequenceClassification
 
+    from transformers.utils import logging as hf_logging
+
+    hf_logging.disable_progress_bar()  # the CLI shows its own progress; no per-load bars on stderr
     seq_cls = src.kind != "config" and _is_sequence_classifier(config)
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(seed)  # fresh heads and config-built weights are seeded

@@ -11,6 +11,7 @@ Environment variables::
     HF_EDGE_MAX_BATCH          maximum items in one request         (default 32)
     HF_EDGE_MAX_IMAGE_SIDE     maximum image width or height, px    (default 8192)
     HF_EDGE_MAX_IMAGE_MPIX     maximum image area, megapixels       (default 40)
+    HF_EDGE_MAX_TEXT_CHARS     maximum characters per text (text models) (default 20000)
     HF_EDGE_INTRA_OP_THREADS   onnxruntime intra-op threads, 0=ORT default (default 0)
     HF_EDGE_INTER_OP_THREADS   onnxruntime inter-op threads, 0=ORT default (default 0)
     HF_EDGE_MAX_CONCURRENT_RUNS session.run calls at once, 0 = auto (see below)  (default 0)
@@ -37,6 +38,7 @@ _ENV = {
     "max_batch": "HF_EDGE_MAX_BATCH",
     "max_image_side": "HF_EDGE_MAX_IMAGE_SIDE",
     "max_image_pixels": "HF_EDGE_MAX_IMAGE_MPIX",
+    "max_text_chars": "HF_EDGE_MAX_TEXT_CHARS",
     "intra_op_threads": "HF_EDGE_INTRA_OP_THREADS",
     "inter_op_threads": "HF_EDGE_INTER_OP_THREADS",
     "warmup_runs": "HF_EDGE_WARMUP_RUNS",
@@ -54,6 +56,7 @@ class ServeSettings:
     max_batch: int = 32
     max_image_side: int = 8192
     max_image_pixels: int = 40_000_000
+    max_text_chars: int = 20_000  # per text; tokens beyond the bundle's max_length are truncated
     api_key: str | None = field(default=None, repr=False)  # never echoed in logs or metadata
     intra_op_threads: int = 0
     inter_op_threads: int = 0
@@ -65,7 +68,7 @@ class ServeSettings:
     def __post_init__(self) -> None:
         problems = []
         for name, lo in (("max_body_bytes", 1), ("max_batch", 1), ("max_image_side", 1),
-                         ("max_image_pixels", 1), ("intra_op_threads", 0),
+                         ("max_image_pixels", 1), ("max_text_chars", 1), ("intra_op_threads", 0),
                          ("inter_op_threads", 0), ("warmup_runs", 0),
                          ("max_concurrent_runs", 0)):
             value = getattr(self, name)
