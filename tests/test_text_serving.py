@@ -71,9 +71,8 @@ def bundle(tmp_path_factory):
 def server(bundle, tmp_path_factory):
     log_path = tmp_path_factory.mktemp("log") / "server.log"
     env = {k: v for k, v in os.environ.items() if not k.startswith("HF_EDGE_")}
-    env["HF_EDGE_MAX_TEXT_CHARS"] = "1500"
     cmd = [sys.executable, "-c", "import sys; from hackforge_edge.cli import main; sys.exit(main(sys.argv[1:]))",
-           "serve", str(bundle), "--host", "127.0.0.1", "--port", "0", "--max-batch", "4",
+           "serve", str(bundle), "--host", "127.0.0.1", "--port", "0", "--max-batch", "4", "--max-text-chars", "1500",
            "--warmup-runs", "1", "--intra-op-threads", "1"]
     with open(log_path, "wb") as log:
         proc = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT, env=env)

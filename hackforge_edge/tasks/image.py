@@ -38,7 +38,8 @@ class ImageTask:
         from hackforge_edge.models.registry import MODELS, WEIGHT_CHOICES
 
         if cfg.model not in MODELS:
-            raise UsageError(f"unknown model {cfg.model!r} (valid: {', '.join(sorted(MODELS))})")
+            raise UsageError(f"unknown model {cfg.model!r} (valid: {', '.join(sorted(MODELS))}; "
+                             "text models: minilm-l6, distilbert, bert-base, or a hub id with --task text)")
         if cfg.data and cfg.data not in ("synthetic", "synthetic-target", "synthetic-source") \
                 and not Path(cfg.data).exists():
             raise DataError(f"--data {cfg.data}: no such directory")
