@@ -13,7 +13,6 @@ from hackforge_edge.data import text_synthetic
 from hackforge_edge.data.text_files import read_text_table
 from hackforge_edge.data.text_loader import load_text_dataset
 from hackforge_edge.data.text_preprocess import TextPreprocess, train_wordpiece
-from hackforge_edge.errors import DataError
 
 
 def test_synthetic_notes_are_seeded_balanced_and_domains_differ():

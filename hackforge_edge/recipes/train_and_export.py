@@ -176,7 +176,6 @@ def _execute(cfg, task, out: Path, started_at: str, req, grid, splits, say) -> P
     meter = make_meter("auto" if cfg.device == "auto" else cfg.device, tdp_w=tdp_w, tdp_origin=tdp_origin)
     phases = PhaseLog(meter)
 
-    num_classes = len(splits.class_names)
     say(f"data: {len(splits.train.labels)} train / {len(splits.val.labels)} val / "
         f"{len(splits.test.labels)} test {task.noun}, classes {splits.class_names}")
 
