@@ -124,6 +124,9 @@ def run_profile(target: str | os.PathLike, profiles: Sequence[str], requirements
     grid = resolve_grid(req.region, req.grid_intensity_g_per_kwh, req.pue)
 
     is_bundle = ref.bundle_dir is not None
+    if seq_len is None and is_bundle:  # a text bundle is profiled at the max length it serves
+        pre = ref.read_sidecar("preprocess.json") or {}
+        seq_len = pre.get("max_length") if isinstance(pre.get("max_length"), int) else None
     out_dir = Path(out) if out is not None else (ref.bundle_dir if is_bundle else ref.onnx_path.parent)
     kwargs: dict[str, Any] = {"batch_sizes": batch_sizes, "seq_len": seq_len,
                               "input_shapes": dict(input_shapes) if input_shapes else None, "meter": meter,
