@@ -22,6 +22,7 @@ The head is a single ``Linear(hidden, classes)`` on the pooled encoder output, n
 
 from __future__ import annotations
 
+import functools
 import importlib.util
 from dataclasses import dataclass
 from pathlib import Path
@@ -212,6 +213,7 @@ def _is_sequence_classifier(config) -> bool:
     return any(a.endswith("ForSequenceClassification") for a in (getattr(config, "architectures", None) or []))
 
 
+@functools.lru_cache(maxsize=None)  # one class object: torch stays out of import time
 def _text_classifier_cls():
     import torch
     from torch import nn
