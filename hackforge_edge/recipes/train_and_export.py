@@ -217,7 +217,7 @@ def _execute(cfg, task, out: Path, started_at: str, req, grid, splits, say) -> P
     lr = cfg.lr
     with phases.phase("target_transfer"):
         result = train(model, splits, epochs=cfg.epochs, lr=lr, batch_size=cfg.batch_size,
-                       seed=cfg.seed, device=cfg.device, progress=cfg.progress)
+                       seed=cfg.seed, device=cfg.device, progress=cfg.progress, augment=task.augment)
         metrics = evaluate(model, splits.test, preprocess=splits.preprocess,
                            class_names=splits.class_names, device=cfg.device)
     metrics_doc = {

@@ -3,7 +3,8 @@
 Interface every task adapter implements (the train-and-export recipe calls only these):
 
 ``name``, ``noun`` (what one item is called in messages and metrics: "images", "texts"),
-``variants`` (the extra exports it supports), ``check_inputs(cfg)``, ``load_data(cfg)``,
+``variants`` (the extra exports it supports), ``augment`` (whether the training loop augments),
+``check_inputs(cfg)``, ``load_data(cfg)``,
 ``build_model(cfg, splits, weights)``, ``export_example(splits)``, ``validation_inputs(splits)``,
 ``labelled_inputs(split, preprocess)``, ``make_int8(src, dst, splits)``,
 ``write_sidecars(out, splits)``, ``profile_kwargs(cfg, splits)``.
@@ -33,6 +34,7 @@ class ImageTask:
     name = "image"
     noun = "images"
     variants = ("fp16", "int8")
+    augment = True  # flips and 90-degree rotations (tissue has no orientation)
 
     def check_inputs(self, cfg) -> None:
         from hackforge_edge.models.registry import MODELS, WEIGHT_CHOICES

@@ -21,6 +21,7 @@ class TextTask:
     name = "text"
     noun = "texts"
     variants = ("fp16", "int8", "fused")
+    augment = False  # no label-preserving text augmentation is applied
 
     def __init__(self) -> None:
         self._src = None
