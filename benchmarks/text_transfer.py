@@ -22,8 +22,10 @@ build the dynamic INT8 variant, and judge it with hf-edge's variant gate on the 
 to ``--latency-seq`` tokens: FP32 vs INT8 accuracy, and latency at batch 1 (interleaved runs,
 median, this machine's CPU).
 
-The default run is sized for a 2-core shared machine (about 20 minutes): see ``--help``.
-Prints a table and writes a JSON record (``--json``).
+Sizes are flags (``--help``); the defaults (20 / 6 / 30 articles per topic, 128 tokens, 2
+epochs) have not been timed here yet: on the shared 2-core dev box at load average 15 a
+mechanics check (2 / 1 / 2 per topic, 1 epoch, 2 seeds, frozen and lora-r4) took 773 s, most
+of it ONNX export and latency runs. Prints a table and writes a JSON record (``--json``).
 """
 
 from __future__ import annotations
