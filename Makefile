@@ -1,5 +1,5 @@
 # Two commands on a fresh clone: `make demo` and `make test`. Each creates .venv if missing
-# and installs the package with its train and dev extras first.
+# and installs the package with its train, text and dev extras first.
 PYTHON ?= python3
 VENV   ?= .venv
 BIN    := $(VENV)/bin
@@ -10,7 +10,7 @@ STAMP  := $(VENV)/.hf-edge-installed
 $(STAMP): pyproject.toml
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --upgrade pip
-	$(BIN)/python -m pip install -e ".[train,dev]"
+	$(BIN)/python -m pip install -e ".[train,text,dev]"
 	@touch $(STAMP)
 
 install: $(STAMP)

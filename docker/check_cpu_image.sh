@@ -90,19 +90,31 @@ run_in_image() {
     env -i "${IMAGE_ENV[@]}" "$CHROOT" --userspec=10001:10001 "$root" "$@"
 }
 
-# reference: onnxruntime directly on the training preprocessing, inside the image
+# reference: onnxruntime directly on the training preprocessing, inside the image (a text
+# bundle: the tokenizers library on the bundle's tokenizer.json; an image bundle: a PNG probe)
 run_in_image /opt/venv/bin/python - <<'PY'
 import io, json
 import numpy as np
 import onnxruntime as ort
-from PIL import Image
-from hackforge_edge.data.preprocess import ImagePreprocess
-pre = ImagePreprocess.from_json(json.load(open("/models/preprocess.json")))
 labels = json.load(open("/models/labels.json"))
-rgb = np.random.default_rng(7).integers(0, 256, size=(97, 131, 3), dtype=np.uint8)
-Image.fromarray(rgb).save("/tmp/probe.png")
-x = pre.pil_to_chw(Image.open("/tmp/probe.png"))[None]
-z = ort.InferenceSession("/models/model.onnx", providers=["CPUExecutionProvider"]).run(None, {pre.input_name: x})[0][0]
+pre_json = json.load(open("/models/preprocess.json"))
+sess = ort.InferenceSession("/models/model.onnx", providers=["CPUExecutionProvider"])
+if pre_json.get("kind") == "text":
+    from tokenizers import Tokenizer
+    tok = Tokenizer.from_file("/models/tokenizer.json")
+    tok.enable_truncation(pre_json["max_length"])
+    text = "Dear Doctor, thank you for seeing this 71-year-old man with crushing chest pain."
+    ids = np.asarray([tok.encode(text).ids], dtype=np.int64)
+    z = sess.run(None, {"input_ids": ids, "attention_mask": np.ones_like(ids)})[0][0]
+    json.dump({"texts": [text]}, open("/tmp/probe.json", "w"))
+else:
+    from PIL import Image
+    from hackforge_edge.data.preprocess import ImagePreprocess
+    pre = ImagePreprocess.from_json(pre_json)
+    rgb = np.random.default_rng(7).integers(0, 256, size=(97, 131, 3), dtype=np.uint8)
+    Image.fromarray(rgb).save("/tmp/probe.png")
+    x = pre.pil_to_chw(Image.open("/tmp/probe.png"))[None]
+    z = sess.run(None, {pre.input_name: x})[0][0]
 p = np.exp(z - z.max()); p /= p.sum()
 json.dump({lab: float(v) for lab, v in zip(labels, p)}, open("/tmp/reference.json", "w"))
 PY
@@ -115,8 +127,9 @@ env -i "${IMAGE_ENV[@]}" "$CHROOT" --userspec=10001:10001 "$root" /usr/local/bin
 server_pid=$!
 
 python3 - "$PORT" "$root/tmp/probe.png" "$root/tmp/reference.json" "$root/tmp/server.log" <<'PY'
-import json, sys, time, urllib.error, urllib.request, uuid
+import json, os, sys, time, urllib.error, urllib.request, uuid
 port, probe, ref_path, log_path = sys.argv[1:]
+text_probe = os.path.join(os.path.dirname(probe), "probe.json")
 base = f"http://127.0.0.1:{port}"
 deadline = time.monotonic() + 180
 while True:
@@ -128,12 +141,16 @@ while True:
     if time.monotonic() > deadline:
         sys.exit("server never became ready:\n" + open(log_path).read()[-3000:])
     time.sleep(0.5)
-boundary = uuid.uuid4().hex
-data = open(probe, "rb").read()
-body = (f"--{boundary}\r\nContent-Disposition: form-data; name=\"file\"; filename=\"probe.png\"\r\n"
-        f"Content-Type: image/png\r\n\r\n").encode() + data + f"\r\n--{boundary}--\r\n".encode()
-req = urllib.request.Request(base + "/v1/predict", data=body, method="POST",
-                             headers={"Content-Type": f"multipart/form-data; boundary={boundary}"})
+if os.path.exists(text_probe):  # a text bundle: {"texts": [...]}
+    req = urllib.request.Request(base + "/v1/predict", data=open(text_probe, "rb").read(), method="POST",
+                                 headers={"Content-Type": "application/json"})
+else:
+    boundary = uuid.uuid4().hex
+    data = open(probe, "rb").read()
+    body = (f"--{boundary}\r\nContent-Disposition: form-data; name=\"file\"; filename=\"probe.png\"\r\n"
+            f"Content-Type: image/png\r\n\r\n").encode() + data + f"\r\n--{boundary}--\r\n".encode()
+    req = urllib.request.Request(base + "/v1/predict", data=body, method="POST",
+                                 headers={"Content-Type": f"multipart/form-data; boundary={boundary}"})
 t = time.perf_counter()
 resp = json.load(urllib.request.urlopen(req, timeout=60))
 ms = (time.perf_counter() - t) * 1000

@@ -54,3 +54,19 @@ def test_cpu_image_builds_and_serves_a_correct_prediction(tmp_path):
     out = proc.stdout + proc.stderr
     assert proc.returncode == 0, out[-4000:]
     assert "[check_cpu_image] OK" in out and "max |p_server - p_onnxruntime|" in out
+
+
+def test_cpu_image_serves_a_text_bundle(tmp_path):
+    """The same check on a text bundle: tokenizer.json + {"texts": [...]}, no torch in the image."""
+    if os.geteuid() != 0:
+        pytest.skip("needs root for podman image mount and chroot")
+    if not shutil.which("podman") and not shutil.which("apt-get"):
+        pytest.skip("neither podman nor apt-get available")
+    from test_text_serving import make_text_bundle
+
+    bundle = make_text_bundle(tmp_path / "text-bundle")
+    proc = subprocess.run(["bash", str(REPO / "docker" / "check_cpu_image.sh"), str(bundle)],
+                          capture_output=True, text=True, timeout=3600, cwd=REPO)
+    out = proc.stdout + proc.stderr
+    assert proc.returncode == 0, out[-4000:]
+    assert "[check_cpu_image] OK" in out and "max |p_server - p_onnxruntime|" in out

@@ -30,6 +30,8 @@ def serve(
                                                             "[env HF_EDGE_MAX_IMAGE_SIDE, 8192]."),
     max_image_mpix: Optional[float] = typer.Option(None, help="Largest image area in megapixels "
                                                               "[env HF_EDGE_MAX_IMAGE_MPIX, 40]."),
+    max_text_chars: Optional[int] = typer.Option(None, help="Text models: most characters per text "
+                                                            "[env HF_EDGE_MAX_TEXT_CHARS, 20000]."),
     intra_op_threads: Optional[int] = typer.Option(
         None, help="onnxruntime intra-op threads per run; 0 = onnxruntime's default (one per core) "
                    "[env HF_EDGE_INTRA_OP_THREADS]."),
@@ -71,6 +73,7 @@ def serve(
         "max_body_mb": max_body_mb,
         "max_image_side": max_image_side,
         "max_image_mpix": max_image_mpix,
+        "max_text_chars": max_text_chars,
         "intra_op_threads": intra_op_threads,
         "inter_op_threads": inter_op_threads,
         "warmup_runs": warmup_runs,

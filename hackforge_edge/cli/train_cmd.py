@@ -7,40 +7,56 @@ from typing import Optional
 import typer
 
 from hackforge_edge.recipes.train_and_export import DEFAULT_PROFILES, TrainExportConfig
+from hackforge_edge.training.defaults import DEFAULTS, TEXT_DEFAULTS
 
 _D = {name: f.default for name, f in TrainExportConfig.__dataclass_fields__.items()}
 
 
+def _both(field: str) -> str:
+    """"default: X (images), Y (text)" for options whose default depends on the task."""
+    return f"Default: {getattr(DEFAULTS, field)} (image), {getattr(TEXT_DEFAULTS, field)} (text)."
+
+
 def train_and_export(
-    model: str = typer.Option(_D["model"], help="Model from the registry: resnet18, resnet50, "
-                              "efficientnet_b0, mobilenet_v2, mobilenet_v3_small (tinycnn for tests)."),
-    strategy: Optional[str] = typer.Option(None, help="Transfer strategy. Images: scratch, frozen, "
-                                           f"finetune, lora (default {_D['strategy']}), progressive, ewc, "
-                                           "l2sp. Tabular: scratch, regularized, bayesian (default), "
+    model: Optional[str] = typer.Option(None, help="Model from the registry: resnet18, resnet50, "
+                              "efficientnet_b0, mobilenet_v2, mobilenet_v3_small (tinycnn for tests); "
+                              "text: minilm-l6, distilbert, bert-base (tinybert for tests), a "
+                              "transformers model directory or hub id. " + _both("model")),
+    task: Optional[str] = typer.Option(None, help="image | text | tabular (default: inferred from "
+                                       "--model; tabular: linear/logistic transfer on a table)."),
+    strategy: Optional[str] = typer.Option(None, help="Transfer strategy: scratch, frozen, finetune, "
+                                           "lora, progressive, ewc, l2sp. " + _both("strategy") +
+                                           " Tabular: scratch, regularized, bayesian (default), "
                                            "covariance, statmap."),
-    task: str = typer.Option("image", help="image | tabular (linear/logistic transfer on a table)."),
     target_column: Optional[str] = typer.Option(None, help="Tabular: the label/value column of the CSVs."),
     problem: Optional[str] = typer.Option(None, help="Tabular: classification | regression "
                                           "(inferred when unambiguous)."),
     cv_folds: Optional[int] = typer.Option(None, help="Tabular: folds choosing lambda/tau/blend on the "
                                            "target training split (default min(5, rarest class))."),
-    data: Optional[str] = typer.Option(None, help="ImageFolder root (root/<class>/*.png|jpg); "
-                                       "default: the toolkit's synthetic target domain. Tabular: a "
-                                       "target CSV or sklearn:breast_cancer (default), sklearn:diabetes, "
-                                       "sklearn:wine."),
+    data: Optional[str] = typer.Option(None, help="ImageFolder root (root/<class>/*.png|jpg), or for "
+                                       "text a .csv/.jsonl file; default: the toolkit's synthetic "
+                                       "target domain (tissue tiles, or GP referral letters). Tabular: "
+                                       "a target CSV or sklearn:breast_cancer (default), "
+                                       "sklearn:diabetes, sklearn:wine."),
     image_size: int = typer.Option(_D["image_size"], help="Square input size in pixels."),
-    epochs: int = typer.Option(_D["epochs"], help="Training epochs on the target domain."),
+    max_length: int = typer.Option(_D["max_length"], help="Text: maximum tokens per text "
+                                   "(truncation, export, serving, profiling)."),
+    text_column: str = typer.Option(_D["text_column"], help="Text files: the text column."),
+    label_column: str = typer.Option(_D["label_column"], help="Text files: the label column."),
+    group_column: Optional[str] = typer.Option(None, help="Text files: a group column (e.g. patient "
+                                               "id) kept within one split."),
+    epochs: Optional[int] = typer.Option(None, help="Training epochs on the target domain. " + _both("epochs")),
     data_fraction: float = typer.Option(_D["data_fraction"], help="Share of the target training set "
                                         "to use, stratified, in (0, 1]: e.g. 1.0, 0.5, 0.25, 0.1."),
     seed: int = typer.Option(_D["seed"], help="Seed for data, init, training order."),
-    weights: str = typer.Option(_D["weights"], help="Starting weights: none | imagenet (torchvision "
+    weights: Optional[str] = typer.Option(None, help="Starting weights: none | imagenet (torchvision "
                                 "download) | source (the toolkit's synthetic-source model, cached) | "
-                                "PATH to a state_dict."),
+                                "PATH to a state_dict; text: pretrained | none. " + _both("weights")),
     out: Optional[str] = typer.Option(None, help="Bundle directory (default runs/<model>-<strategy>-<time>)."),
     overwrite: bool = typer.Option(False, help="Replace an existing non-empty --out."),
     device: str = typer.Option(_D["device"], help="auto | cpu | cuda."),
-    lr: float = typer.Option(_D["lr"], help="AdamW peak learning rate (cosine-decayed)."),
-    batch_size: int = typer.Option(_D["batch_size"], help="Training batch size."),
+    lr: Optional[float] = typer.Option(None, help="AdamW peak learning rate (cosine-decayed). " + _both("lr")),
+    batch_size: Optional[int] = typer.Option(None, help="Training batch size. " + _both("batch_size")),
     lora_rank: int = typer.Option(_D["lora_rank"], help="LoRA rank r."),
     lora_alpha: float = typer.Option(_D["lora_alpha"], help="LoRA alpha (update scaled by alpha/r)."),
     group_pattern: Optional[str] = typer.Option(None, help="Regex on file names whose match (or first "
@@ -100,11 +116,6 @@ def train_and_export(
             region=region, grid_intensity=grid_intensity, pue=pue, tdp_w=tdp_w, out=out, overwrite=overwrite)
         _print_verdicts(console, train_tabular.run(tcfg, say=console.print))
         return
-    if task != "image":
-        from hackforge_edge.errors import UsageError
-
-        raise UsageError(f"--task must be image or tabular, got {task!r}")
-    strategy = strategy or _D["strategy"]
     cfg = TrainExportConfig(
         model=model, strategy=strategy, data=data, image_size=image_size, epochs=epochs,
         data_fraction=data_fraction, seed=seed, weights=weights, device=device, lr=lr,
@@ -117,7 +128,8 @@ def train_and_export(
         grid_intensity=grid_intensity, pue=pue,
         requirements={k: v for k, v in req.items() if v is not None},
         requirements_file=requirements, tdp_w=tdp_w, out=out, overwrite=overwrite,
-        progress=not quiet,
+        progress=not quiet, task=task, max_length=max_length, text_column=text_column,
+        label_column=label_column, group_column=group_column,
     )
     _print_verdicts(console, pipeline.run(cfg, say=console.print))
 

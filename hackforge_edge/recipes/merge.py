@@ -301,7 +301,10 @@ def _export(cfg: MergeConfig, out: Path, merged, tasks, inputs, phases, say):
     TasksFile(tasks=[TaskOutput(name=t.name, output=output_name(t.name), labels=list(t.labels),
                                 bundle=i.name) for t, i in zip(tasks, inputs)]).write(out)
     with phases.phase("validation"):
-        variants = _make_variants(cfg, out, first, split_to_nchw, say)
+        from hackforge_edge.tasks import get_task
+
+        variants = _make_variants(cfg, get_task("image"), out, first, merged,
+                                  split_to_nchw(first.test, first.preprocess, limit=3), say)
     ExportValidation(export=export.to_dict(), **validation, variants=variants).write(out)
     worst = max((o.get("max_abs_diff") or 0.0) for o in validation["outputs"].values())
     say(f"export: {len(tasks)} outputs, one backbone pass; validation vs PyTorch max abs diff "

@@ -70,6 +70,9 @@ def run_profile(target: str | os.PathLike, profiles: Sequence[str], requirements
     grid = resolve_grid(requirements.region, requirements.grid_intensity_g_per_kwh, requirements.pue)
 
     is_bundle = ref.bundle_dir is not None
+    if seq_len is None and is_bundle:  # a text bundle is profiled at the max length it serves
+        pre = ref.bundle.read_json_if_present("preprocess.json") or {}
+        seq_len = pre.get("max_length") if isinstance(pre.get("max_length"), int) else None
     out_dir = Path(out) if out is not None else (ref.bundle_dir if is_bundle else ref.onnx_path.parent)
     profile = profile_model(ref.onnx_path, names, batch_sizes=batch_sizes, seq_len=seq_len,
                             input_shapes=input_shapes, meter=meter, all_modes=all_modes,

@@ -17,27 +17,29 @@ from typing import Any, Callable
 from hackforge_edge import bundle
 from hackforge_edge.errors import UsageError
 from hackforge_edge.recipes.profile import DEFAULT_PROFILES
-from hackforge_edge.training.defaults import DEFAULTS  # the no-argument run's recipe (no numpy/torch)
+from hackforge_edge.training.defaults import DEFAULTS, TEXT_DEFAULTS  # no-argument recipes (no numpy/torch)
 
 log = logging.getLogger(__name__)
-VARIANTS = ("fp16", "int8")
+VARIANTS = ("fp16", "int8", "fused")  # fused: onnxruntime's transformer optimizer (text models)
 
 
 @dataclass
 class TrainExportConfig:
     """Everything ``train-and-export`` needs, resolved; recorded verbatim in the manifest."""
 
-    model: str = DEFAULTS.model
-    strategy: str = DEFAULTS.strategy
+    # model, strategy, weights, epochs, lr, batch_size: None = the task's default recipe
+    # (training.defaults: DEFAULTS for images, TEXT_DEFAULTS for text), filled in __post_init__
+    model: str | None = None
+    strategy: str | None = None
     data: str | None = None            # None = the toolkit's synthetic target domain
     image_size: int = DEFAULTS.image_size   # pixels (square)
-    epochs: int = DEFAULTS.epochs
+    epochs: int | None = None
     data_fraction: float = 1.0
     seed: int = 0
-    weights: str = DEFAULTS.weights    # none | imagenet | source | PATH
+    weights: str | None = None         # image: none | imagenet | source | PATH; text: pretrained | none
     device: str = "auto"
-    lr: float = DEFAULTS.lr
-    batch_size: int = DEFAULTS.batch_size
+    lr: float | None = None
+    batch_size: int | None = None
     lora_rank: int = DEFAULTS.lora_rank
     lora_alpha: float = DEFAULTS.lora_alpha
     group_pattern: str | None = None
@@ -62,8 +64,22 @@ class TrainExportConfig:
     out: str | None = None
     overwrite: bool = False
     progress: bool = True
+    task: str | None = None            # image | text; None = inferred from the model
+    max_length: int = TEXT_DEFAULTS.max_length   # text: tokens (truncation, export, profiling)
+    text_column: str = "text"          # text files: column names
+    label_column: str = "label"
+    group_column: str | None = None    # text files: patient id etc., kept in one split
 
     def __post_init__(self) -> None:
+        from hackforge_edge.tasks import TASKS, infer_task, task_defaults
+
+        if self.task is None:
+            self.task = infer_task(self.model)
+        if self.task not in TASKS:
+            raise UsageError(f"--task must be one of {', '.join(TASKS)} (or tabular), got {self.task!r}")
+        for name, value in task_defaults(self.task).items():
+            if getattr(self, name) is None:
+                setattr(self, name, value)
         problems = []
         if not 0.0 < self.data_fraction <= 1.0:
             problems.append(f"--data-fraction must be in (0, 1], got {self.data_fraction}")
@@ -87,7 +103,8 @@ class TrainExportConfig:
         if self.out:
             return Path(self.out)
         stamp = time.strftime("%Y%m%d-%H%M%S")
-        return Path("runs") / f"{self.model}-{self.strategy}-{stamp}"
+        model = Path(self.model).name or "model"  # a model directory or hub id "org/name"
+        return Path("runs") / f"{model}-{self.strategy}-{stamp}"
 
     def to_json(self) -> dict[str, Any]:
         d = asdict(self)
@@ -97,22 +114,17 @@ class TrainExportConfig:
         return d
 
 
-def _check_inputs(cfg: TrainExportConfig) -> None:
+def _check_inputs(cfg: TrainExportConfig, task) -> None:
     """Fail on every bad name, path and setting before any work is done or anything written."""
-    from hackforge_edge.errors import DataError
-    from hackforge_edge.models.registry import MODELS, WEIGHT_CHOICES
     from hackforge_edge.strategies.registry import STRATEGIES, StrategyOptions
 
-    if cfg.model not in MODELS:
-        raise UsageError(f"unknown model {cfg.model!r} (valid: {', '.join(sorted(MODELS))})")
     if cfg.strategy not in STRATEGIES:
         raise UsageError(f"unknown strategy {cfg.strategy!r} (valid: {', '.join(STRATEGIES)})")
-    if cfg.data and cfg.data not in ("synthetic", "synthetic-target", "synthetic-source") \
-            and not Path(cfg.data).exists():
-        raise DataError(f"--data {cfg.data}: no such directory")
-    if cfg.weights not in WEIGHT_CHOICES and not Path(cfg.weights).is_file():
-        raise UsageError(f"--weights must be one of {', '.join(WEIGHT_CHOICES)} or an existing "
-                         f".pt/.pth file; {cfg.weights!r} is neither")
+    bad = [v for v in cfg.variants if v not in task.variants]
+    if bad:
+        raise UsageError(f"variant(s) {', '.join(bad)} do not apply to {task.name} models "
+                         f"(valid: {', '.join(task.variants)})")
+    task.check_inputs(cfg)  # model name, data path, weights: the task's own rules
     StrategyOptions(lora_rank=cfg.lora_rank, lora_alpha=cfg.lora_alpha)  # validates its fields
     from hackforge_edge.recipes.strategy_steps import check_strategy_inputs
 
@@ -151,32 +163,28 @@ def run(cfg: TrainExportConfig, say: Callable[[str], None] = print) -> Path:
     error later leaves the directory without ``manifest.json`` (incomplete by definition).
     """
     from hackforge_edge.energy.carbon import resolve_grid
+    from hackforge_edge.tasks import get_task
 
-    _check_inputs(cfg)
+    task = get_task(cfg.task)
+    _check_inputs(cfg, task)
     req = _requirements(cfg)
     grid = resolve_grid(req.region, req.grid_intensity_g_per_kwh, req.pue)
-    # the data is read (and checked: classes, unreadable images) before anything is written
-    from hackforge_edge.data.loader import load_dataset
-
-    splits = load_dataset(cfg.data, image_size=cfg.image_size, seed=cfg.seed,
-                          data_fraction=cfg.data_fraction, group_pattern=cfg.group_pattern)
+    # the data is read (and checked: classes, unreadable images, bad rows) before anything is written
+    splits = task.load_data(cfg)
     out = bundle.prepare_out_dir(cfg.resolved_out(), overwrite=cfg.overwrite)
     started_at = bundle.utc_now()
     say(f"bundle: {out}")
-    return _execute(cfg, out, started_at, req, grid, splits, say)
+    return _execute(cfg, task, out, started_at, req, grid, splits, say)
 
 
-def _execute(cfg, out: Path, started_at: str, req, grid, splits, say) -> Path:
-    import torch
-
+def _execute(cfg, task, out: Path, started_at: str, req, grid, splits, say) -> Path:
     from hackforge_edge import export as exporters
     from hackforge_edge.energy.accounting import write_training_carbon
     from hackforge_edge.export.artifact import ExportValidation
     from hackforge_edge.recipes.strategy_steps import hook_summaries
     from hackforge_edge.training.artifacts import Metrics
-    from hackforge_edge.training.loop import split_to_nchw
 
-    t = train_one(cfg, splits, run_name=out.name, say=say)
+    t = train_one(cfg, splits, run_name=out.name, say=say, task=task)
     model, params, result, metrics = t.model, t.params, t.result, t.metrics
     meter, phases, source_info, weights = t.meter, t.phases, t.source_info, t.weights
     tdp_w, tdp_origin, lr = t.tdp_w, t.tdp_origin, cfg.lr
@@ -189,22 +197,22 @@ def _execute(cfg, out: Path, started_at: str, req, grid, splits, say) -> Path:
 
     with phases.phase("export"):
         folded = exporters.fold_lora(model).cpu().eval()
-        export_x = torch.from_numpy(split_to_nchw(splits.test, splits.preprocess, limit=2))
-        export = exporters.export_onnx(folded, export_x, out / "model.onnx", input_names=["input"],
-                                       output_names=["logits"])
+        example = task.export_example(splits)
+        export = exporters.export_onnx(folded, example.inputs, out / "model.onnx",
+                                       input_names=example.input_names, output_names=["logits"],
+                                       dynamic_axes=example.dynamic_axes)
     _save_weights(folded, out, model)  # merging: fine-tuned PyTorch weights (+ LoRA adapter/)
-    bundle.atomic_write_json(out / "labels.json", list(splits.class_names))
-    bundle.atomic_write_json(out / "preprocess.json", splits.preprocess.to_json())
+    task.write_sidecars(out, splits)  # labels.json, preprocess.json (+ tokenizer.json for text)
     say(f"export: {export.exporter} exporter, {export.node_count} nodes, "
         f"{export.file_size_bytes / 1e6:.2f} MB")
 
     with phases.phase("validation"):
-        # a batch size other than the export one (2): the dynamic axis is exercised
-        val_x = split_to_nchw(splits.test, splits.preprocess, limit=3)
+        # shapes other than the export's (batch, and sequence length for text)
+        val_x = task.validation_inputs(splits)
         validation = exporters.validate_export(folded, out / "model.onnx", val_x,
                                                output_names=["logits"],
                                                export_input_shapes=export.export_input_shapes)
-        variants = _make_variants(cfg, out, splits, split_to_nchw, say)
+        variants = _make_variants(cfg, task, out, splits, folded, val_x, say)
     checked = ExportValidation(export=export.to_dict(), **validation, variants=variants)
     checked.write(out)
     say(f"validation vs PyTorch: max abs diff {_g(checked.worst_abs_diff)} "
@@ -217,7 +225,8 @@ def _execute(cfg, out: Path, started_at: str, req, grid, splits, say) -> Path:
         with phases.phase("profiling"):
             # this run's own bundle, not finished yet: nothing to verify, no manifest to refresh
             in_progress = bundle.ModelRef(out / bundle.MODEL, bundle.Bundle.in_progress(out))
-            profile_result = run_profile(in_progress, cfg.profiles, req, meter=meter, report=False)
+            profile_result = run_profile(in_progress, cfg.profiles, req, meter=meter, report=False,
+                                         **task.profile_kwargs(cfg, splits))
         counts = profile_result.feasibility.counts
         say("verdicts: " + ", ".join(f"{counts.get(k, 0)} {k}" for k in ("PASS", "MARGINAL", "FAIL")))
 
@@ -293,29 +302,29 @@ class TrainedModel:
     source_retention: dict[str, Any] | None  # forgetting on the source test split
 
 
-def train_one(cfg: TrainExportConfig, splits, *, run_name: str, say: Callable[[str], None] = print
-              ) -> TrainedModel:
+def train_one(cfg: TrainExportConfig, splits, *, run_name: str, say: Callable[[str], None] = print,
+              task=None) -> TrainedModel:
     """Build ``cfg.model``, apply ``cfg.strategy``, train and evaluate it on ``splits`` inside
-    metered phases. ``run_name`` is recorded with a freshly pretrained source model."""
+    metered phases. ``run_name`` is recorded with a freshly pretrained source model. ``task``
+    (image or text adapter) defaults to ``cfg.task``'s."""
     from hackforge_edge.energy.accounting import PhaseLog
     from hackforge_edge.energy.meter import make_meter
-    from hackforge_edge.models.registry import create_model
     from hackforge_edge.strategies.registry import apply_strategy
+    from hackforge_edge.tasks import get_task
     from hackforge_edge.training.loop import evaluate, train
 
     tdp_w, tdp_origin = _local_tdp(cfg)
     meter = make_meter("auto" if cfg.device == "auto" else cfg.device, tdp_w=tdp_w, tdp_origin=tdp_origin)
     phases = PhaseLog(meter)
 
-    num_classes = len(splits.class_names)
+    task = task or get_task(cfg.task)
     say(f"data: {len(splits.train.labels)} train / {len(splits.val.labels)} val / "
-        f"{len(splits.test.labels)} test images, classes {splits.class_names}")
+        f"{len(splits.test.labels)} test {task.noun}, classes {splits.class_names}")
 
     # scratch means random init whatever --weights says; record what was really used
     weights = "none" if cfg.strategy == "scratch" else cfg.weights
     def build():
-        return create_model(cfg.model, num_classes, weights, image_size=cfg.image_size, seed=cfg.seed,
-                            source_seed=cfg.seed, progress=cfg.progress, device=cfg.device)
+        return task.build_model(cfg, splits, weights)
 
     source_info = None
     if weights == "source":
@@ -354,7 +363,8 @@ def train_one(cfg: TrainExportConfig, splits, *, run_name: str, say: Callable[[s
     lr = cfg.lr
     with phases.phase("target_transfer"):
         result = train(model, splits, epochs=cfg.epochs, lr=lr, batch_size=cfg.batch_size,
-                       seed=cfg.seed, device=cfg.device, progress=cfg.progress, hooks=hooks)
+                       seed=cfg.seed, device=cfg.device, progress=cfg.progress, hooks=hooks,
+                       augment=task.augment)
         metrics = evaluate(model, splits.test, preprocess=splits.preprocess,
                            class_names=splits.class_names, device=cfg.device)
     retention = strategy_steps.retention(cfg, model, source_task, splits.class_names, phases, say)
@@ -367,22 +377,27 @@ def _g(x: Any) -> str:
     return "n/a" if x is None else f"{x:.3g}"
 
 
-def _make_variants(cfg, out: Path, splits, split_to_nchw, say) -> dict[str, Any]:
-    """FP16/INT8 variants, each judged on held-out target data against the FP32 model."""
+def _make_variants(cfg, task, out: Path, splits, folded, val_x, say) -> dict[str, Any]:
+    """FP16/INT8 (and fused) variants, each judged on held-out target data against the FP32
+    model; a fused graph is also validated against PyTorch like the export itself."""
     if not cfg.variants:
         return {}
     from hackforge_edge import export as exporters
-    test_x = split_to_nchw(splits.test, splits.preprocess)
-    test_y = splits.test.labels
+    test_x, test_y = task.labelled_inputs(splits.test, splits.preprocess)
     results: dict[str, Any] = {}
     for name in cfg.variants:
         path = out / f"model.{name}.onnx"
         if name == "fp16":
             made = exporters.make_fp16(out / "model.onnx", path)
+        elif name == "int8":
+            made = task.make_int8(out / "model.onnx", path, splits)
         else:
-            calib = split_to_nchw(splits.val, splits.preprocess, limit=64)
-            made = exporters.make_int8(out / "model.onnx", path,
-                                       [calib[i:i + 8] for i in range(0, len(calib), 8)])
+            made = task.make_fused(out / "model.onnx", path, folded)
+            if not made["applied"]:
+                results[name] = {"build": made, "validation": None}
+                say(f"variant {name}: skipped ({made.get('reason')})")
+                continue
+            made["vs_pytorch"] = exporters.validate_export(folded, path, val_x, output_names=["logits"])
         judged = exporters.validate_variant(out / "model.onnx", path, test_x, test_y)
         results[name] = {"build": made, "validation": judged}
         acc = judged.get("accuracy", {})

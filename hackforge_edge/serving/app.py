@@ -5,7 +5,7 @@ Routes::
     GET  /healthz       process alive (always open)
     GET  /readyz        200 once the model is loaded and warmed up, 503 before (always open)
     GET  /v1/metadata   inputs, outputs, labels, preprocessing, providers, bundle manifest summary
-    POST /v1/predict    multipart image(s) | {"images": [base64]} | {"inputs": {...}} | {"tensor": ...}
+    POST /v1/predict    multipart image(s) | {"images": [base64]} | {"texts": [str]} | {"inputs": {...}} | {"tensor": ...}
     GET  /metrics       Prometheus text
 
 With ``HF_EDGE_API_KEY`` set, every route except /healthz and /readyz needs
@@ -56,6 +56,7 @@ from hackforge_edge.serving.inputs import (
 from hackforge_edge.serving.metrics import MetricsMiddleware, ServingMetrics
 from hackforge_edge.serving.providers import provider_options, resolve_providers
 from hackforge_edge.serving.tabular_inputs import TabularSpec, format_tabular, rows_to_batch
+from hackforge_edge.serving.text_inputs import is_text_preprocess, load_text_preprocess, texts_feed
 from hackforge_edge.serving.settings import ServeSettings, load_settings
 
 log = logging.getLogger("hackforge_edge.serving")
@@ -90,6 +91,9 @@ class ModelHost:
         self.providers_requested = resolve_providers(settings.providers)
         self.labels = self._read_labels()
         pre = self.bundle.read_json_if_present(PREPROCESS) if self.bundle else None
+        self.text = None  # text bundles: TextPreprocess over tokenizer.json (serving/text_inputs.py)
+        if is_text_preprocess(pre):
+            self.text, pre = load_text_preprocess(self.ref, pre), None
         kind = pre.get("kind", "image") if isinstance(pre, dict) else None
         try:
             self.preprocess = ImagePreprocess.from_json(pre) if kind == "image" else None
@@ -221,7 +225,8 @@ class ModelHost:
             "preprocessing": (self.preprocess.to_json() if self.preprocess else
                               self.tabular.to_json() if self.tabular else None),
             "accepts": ["tensor", "binary-tensor"] + (["image"] if self.preprocess else [])
-                       + (["rows"] if self.tabular else []),
+                       + (["rows"] if self.tabular else []) + (["texts"] if self.text else []),
+            "text": self.text.to_json() if self.text else None,
             "providers": {"in_use": self.session.get_providers() if self.session else [],
                           "requested": self.providers_requested},
             "manifest": self.manifest_summary(),
@@ -263,6 +268,17 @@ class ModelHost:
         batch = images_to_batch(blobs, self.preprocess, self.settings)
         outs, wait_s, run_s = self.run({self.preprocess.input_name: batch})
         return self.format(outs), wait_s, run_s
+
+    def predict_texts(self, texts: Any) -> tuple[dict, float, float]:
+        if self.text is None:
+            raise RequestError('this model takes no text: it has no text preprocess.json/tokenizer.json',
+                               415, "texts_not_supported")
+        feed, info = texts_feed(texts, self.text, self.settings)
+        outs, wait_s, run_s = self.run(feed)
+        result = self.format(outs)
+        for pred, extra in zip(result["predictions"], info):
+            pred.update(extra)
+        return result, wait_s, run_s
 
     def predict_tensor(self, payload: dict) -> tuple[dict, float, float]:
         feed = tensor_feed(payload, self.inputs, self.settings)
@@ -513,7 +529,9 @@ def create_app(model_path: str | Path, *, providers: Sequence[str] | None = None
             result, wait_s, run_s = await run_in_threadpool(host.predict_binary, body, request.headers)
         elif ctype in ("application/json", ""):
             payload = parse_json(await request.body())
-            if "images" in payload:
+            if "texts" in payload:
+                result, wait_s, run_s = await run_in_threadpool(host.predict_texts, payload["texts"])
+            elif "images" in payload:
                 images = payload["images"]
                 if not isinstance(images, list) or not images:
                     raise RequestError('"images" must be a non-empty list of base64 strings', 422,

@@ -301,7 +301,7 @@ def tensor_feed(payload: Mapping[str, Any], inputs: Sequence[TensorSpec],
         given = {inputs[0].name: payload["tensor"]}
         declared = {inputs[0].name: payload["dtype"]} if payload.get("dtype") is not None else {}
     else:
-        raise RequestError('expected "images", "rows", "inputs" or "tensor" in the JSON body', 422,
+        raise RequestError('expected "images", "texts", "rows", "inputs" or "tensor" in the JSON body', 422,
                            "invalid_payload")
     unknown = sorted(set(given) - set(by_name))
     missing = sorted(set(by_name) - set(given))

@@ -65,6 +65,8 @@ class ServeSettings(BaseSettings):
     """Window (ms) in which concurrent requests are joined into one session.run; 0 = off (the
     default: on the 2-core development CPU batching did not lower the time per image)."""
     micro_batch_max: int = Field(8, ge=2)
+    max_text_chars: int = Field(20_000, ge=1)
+    """Longest text (characters) one item of a text request may have."""
 
     def __init__(self, **values: Any) -> None:
         try:

@@ -130,8 +130,12 @@ def _scratch(model: "nn.Module", opts: StrategyOptions) -> "nn.Module":
     meta = model.hf_edge_meta
     # Re-initialise with the architecture's own init (torchvision's Kaiming etc.), whatever
     # weights the model was built with: "scratch" must mean no transfer at all.
-    fresh = create_model(meta["name"], meta["num_classes"], "none", seed=opts.seed)
-    model.load_state_dict(fresh.state_dict())
+    if meta.get("task") == "text":  # transformers: random init from the model's own config
+        from hackforge_edge.models.text import reinitialise
+        reinitialise(model, seed=opts.seed)
+    else:
+        fresh = create_model(meta["name"], meta["num_classes"], "none", seed=opts.seed)
+        model.load_state_dict(fresh.state_dict())
     meta["weights"] = {"kind": "none", "reinitialised_by": "scratch", "was": meta.get("weights")}
     _set_trainable(model, head_only=False)
     return model
@@ -158,9 +162,13 @@ def lora_targets(model: "nn.Module") -> tuple[list[str], list[str]]:
     from torch import nn
 
     head = head_module_name(model)
+    # text models name their architecture's defaults (q_lin/v_lin for DistilBERT, query/value for BERT)
+    wanted = set(model.hf_edge_meta.get("lora_targets") or ())
     targeted, skipped = [], []
     for n, m in model.named_modules():
         if not isinstance(m, (nn.Conv2d, nn.Linear)) or n == head or n.startswith(head + "."):
+            continue
+        if wanted and n.rsplit(".", 1)[-1] not in wanted:
             continue
         (skipped if getattr(m, "groups", 1) > 1 else targeted).append(n)
     return targeted, skipped

@@ -140,6 +140,9 @@ def iter_batches(split: Split, preprocess: ImagePreprocess, batch_size: int, *,
     idx = np.arange(len(split)) if order is None else order
     for s in range(0, len(idx), batch_size):
         b = idx[s:s + batch_size]
+        if hasattr(preprocess, "split_batch"):  # text (and later tabular): the task builds its feed
+            yield preprocess.split_batch(split, b), split.labels[b]
+            continue
         imgs = split.images[b]
         if rng is not None:
             imgs = augment_batch(imgs, rng)
@@ -149,6 +152,19 @@ def iter_batches(split: Split, preprocess: ImagePreprocess, batch_size: int, *,
 def split_to_nchw(split: Split, preprocess: ImagePreprocess, limit: int | None = None) -> np.ndarray:
     """float32 N x 3 x H x W of the first ``limit`` images of ``split`` (serving preprocessing)."""
     return split.to_nchw(preprocess, limit)
+
+
+def _to_device(x, dev):
+    """numpy batch -> tensor on ``dev``; a name->array feed (text models) -> name->tensor."""
+    import torch
+
+    if isinstance(x, dict):
+        return {k: torch.from_numpy(np.ascontiguousarray(v)).to(dev) for k, v in x.items()}
+    return torch.from_numpy(np.ascontiguousarray(x)).to(dev)
+
+
+def _forward(model, x):
+    return model(**x) if isinstance(x, dict) else model(x)
 
 
 def _progress(enabled: bool):
@@ -170,7 +186,7 @@ def _run_eval(model: "nn.Module", x_batches, device) -> tuple[np.ndarray, np.nda
     probs, labels = [], []
     with torch.inference_mode():
         for x, y in x_batches:
-            logits = model(torch.from_numpy(np.ascontiguousarray(x)).to(device))
+            logits = _forward(model, _to_device(x, device))
             probs.append(torch.softmax(logits.float(), dim=1).cpu().numpy())
             labels.append(np.asarray(y))
     model.train(was_training)
@@ -248,9 +264,9 @@ def train(model: "nn.Module", splits: DatasetSplits, *, epochs: int, lr: float, 
                 t0 = time.perf_counter()
                 # BatchNorm cannot train on one sample at 1x1 spatial size; drop such a tail batch
                 if len(y) > 1 or steps_per_epoch == 1:
-                    xb = torch.from_numpy(x).to(dev)
+                    xb = _to_device(x, dev)
                     yb = torch.from_numpy(np.asarray(y, np.int64)).to(dev)
-                    logits = model(xb)
+                    logits = _forward(model, xb)
                     task_loss = loss = loss_fn(logits, yb)
                     for h in hooks:
                         extra = h.extra_loss(model)
@@ -328,7 +344,7 @@ def evaluate(model: "nn.Module", data: Split | tuple[np.ndarray, np.ndarray], *,
     t0 = time.perf_counter()
     dev = resolve_device(device)
     model.to(dev)
-    if isinstance(data, Split):
+    if isinstance(data, Split) or hasattr(preprocess, "split_batch"):  # text: a TextSplit
         if preprocess is None:
             raise UsageError("evaluate() on a Split needs the preprocess it was built with")
         probs, labels = _run_eval(model, iter_batches(data, preprocess, batch_size), dev)
