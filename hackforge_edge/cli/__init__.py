@@ -29,6 +29,7 @@ def _register() -> None:
         benchmark_cmd,
         calibrate_cmd,
         compare_cmd,
+        gate_cmd,
         profile_cmd,
         profiles_cmd,
         report_cmd,
@@ -43,6 +44,7 @@ def _register() -> None:
     app.command("report")(report_cmd.report)
     app.command("compare")(compare_cmd.compare)
     app.command("serve")(serve_cmd.serve)
+    app.command("gate")(gate_cmd.gate)
     app.add_typer(profiles_cmd.app, name="profiles")
 
 

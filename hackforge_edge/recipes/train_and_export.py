@@ -53,6 +53,7 @@ class TrainExportConfig:
     out: str | None = None
     overwrite: bool = False
     progress: bool = True
+    gate: str = "warn"  # negative-transfer gate: off | warn | stop (recipes/gate.py)
 
     def __post_init__(self) -> None:
         problems = []
@@ -71,6 +72,8 @@ class TrainExportConfig:
         bad = [v for v in self.variants if v not in VARIANTS]
         if bad:
             problems.append(f"unknown variant(s) {', '.join(bad)} (valid: {', '.join(VARIANTS)})")
+        if self.gate not in ("off", "warn", "stop"):
+            problems.append(f"--gate must be off, warn or stop, got {self.gate!r}")
         if problems:
             raise UsageError("; ".join(problems))
 
@@ -148,13 +151,18 @@ def run(cfg: TrainExportConfig, say: Callable[[str], None] = print) -> Path:
 
     splits = load_dataset(cfg.data, image_size=cfg.image_size, seed=cfg.seed,
                           data_fraction=cfg.data_fraction, group_pattern=cfg.group_pattern)
+    from hackforge_edge.recipes.gate import preflight  # negative-transfer gate: may refuse (exit 3)
+
+    gate = preflight(model=cfg.model, weights="none" if cfg.strategy == "scratch" else cfg.weights,
+                     splits=splits, image_size=cfg.image_size, seed=cfg.seed, mode=cfg.gate,
+                     epochs=cfg.epochs, device=cfg.device, say=say)
     out = bundle.prepare_out_dir(cfg.resolved_out(), overwrite=cfg.overwrite)
     started_at = bundle.utc_now()
     say(f"bundle: {out}")
-    return _execute(cfg, out, started_at, req, grid, splits, say)
+    return _execute(cfg, out, started_at, req, grid, splits, say, gate)
 
 
-def _execute(cfg, out: Path, started_at: str, req, grid, splits, say) -> Path:
+def _execute(cfg, out: Path, started_at: str, req, grid, splits, say, gate=None) -> Path:
     import torch
 
     from hackforge_edge import export as exporters
@@ -211,7 +219,8 @@ def _execute(cfg, out: Path, started_at: str, req, grid, splits, say) -> Path:
     lr = cfg.lr
     with phases.phase("target_transfer"):
         result = train(model, splits, epochs=cfg.epochs, lr=lr, batch_size=cfg.batch_size,
-                       seed=cfg.seed, device=cfg.device, progress=cfg.progress)
+                       seed=cfg.seed, device=cfg.device, progress=cfg.progress,
+                       hooks=gate.hooks if gate else ())
         metrics = evaluate(model, splits.test, preprocess=splits.preprocess,
                            class_names=splits.class_names, device=cfg.device)
     metrics_doc = {
@@ -220,6 +229,7 @@ def _execute(cfg, out: Path, started_at: str, req, grid, splits, say) -> Path:
         "kind": "measured", "method": "PyTorch model on the held-out target-domain test split",
     }
     bundle.atomic_write_json(out / "metrics.json", metrics_doc)
+    gate_entry = gate.finish(out, phases, say) if gate else None  # gate.json + monitor record
     say(f"target test accuracy {metrics.get('accuracy'):.3f}, ROC-AUC {metrics.get('roc_auc')}")
 
     with phases.phase("export"):
@@ -279,6 +289,7 @@ def _execute(cfg, out: Path, started_at: str, req, grid, splits, say) -> Path:
         "training": result.to_json(),
         "lr": lr,
         "data": splits.description,
+        "gate": gate_entry,
     })
     say(f"done: {out / 'manifest.json'}")
     return out
