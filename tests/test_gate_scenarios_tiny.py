@@ -50,18 +50,18 @@ def starts(tmp_path_factory):
 
     d = tmp_path_factory.mktemp("starts")
     src = load_dataset("synthetic-source", image_size=SIZE, seed=5,
-                       synthetic_sizes={"train": 200, "val": 0, "test": 0})
+                       synthetic_sizes={"train": 160, "val": 0, "test": 0})
     x = torch.from_numpy(src.train.to_nchw(src.preprocess))
     y = torch.from_numpy(src.train.labels)
     _fit(x, y, 8, d / "benign.pt")
     perm = torch.from_numpy(np.random.default_rng(3).permutation(src.train.labels))
-    _fit(x, perm, 20, d / "permuted.pt")
+    _fit(x, perm, 15, d / "permuted.pt")
     return d / "benign.pt", d / "permuted.pt"
 
 
 def test_gate_ranks_benign_above_scratch_above_permuted(starts, tmp_path, capsys):
     benign, permuted = starts
-    code = main(["gate", "--model", "tinycnn", "--image-size", str(SIZE), "--train-images", "200",
+    code = main(["gate", "--model", "tinycnn", "--image-size", str(SIZE), "--train-images", "160",
                  "--target", "synthetic-source", "--source", "none",
                  "--weights", f"{benign},{permuted}", "--out", str(tmp_path)])
     out = capsys.readouterr().out
