@@ -37,8 +37,8 @@ def load_thresholds() -> dict[str, Any]:
 
 DECISION_RULE = ("d = k-NN accuracy of the start minus that of the scratch reference on the same "
                  "CV folds; {conf:.0%} interval by the corrected resampled t-test (Nadeau & Bengio "
-                 "2003); helps if its lower bound > {eff:g}, hurts if its upper bound < -{eff:g}, "
-                 "else uncertain")
+                 "2003); helps if its lower bound > m, hurts if its upper bound < -m, else "
+                 "uncertain (m = min_effect = {eff:g})")
 
 
 def decision_rule(th: dict[str, Any]) -> str:
