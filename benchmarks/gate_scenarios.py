@@ -291,12 +291,13 @@ def main(argv=None) -> int:
 
     print()
     print(f"{'scenario':18} {'design':8} {'gate (seed 0)':13} {'hurts/seeds':11} "
-          f"{'kNN diff':>8} {'LogME diff':>10} {'measured gap [95% CI]':>26} {'truth':10}")
+          f"{'kNN diff':>8} {'LogME diff':>10} {'measured gap [95% CI]':>26} {'truth':10} monitor-cut")
     for r in rows:
         m, lo, hi = r["gap"]
         print(f"{r['name']:18} {r['design']:8} {r['pred']:13} {r['n_hurts']}/{args.seeds:<9} "
               f"{r['scores']['knn']:+8.3f} {r['scores']['logme']:+10.3f} "
-              f"{m:+8.3f} [{lo:+.3f}, {hi:+.3f}]   {r['truth']:10}")
+              f"{m:+8.3f} [{lo:+.3f}, {hi:+.3f}]   {r['truth']:10} "
+              f"{r['mon_saved']}/{args.seeds * sz.epochs} epochs")
     harmful = [r for r in rows if r["truth"] == "harmful"]
     other = [r for r in rows if r["truth"] != "harmful"]
     print()
