@@ -86,6 +86,8 @@ class Manifest(Artifact):
     data: Optional[dict[str, Any]] = None
     strategy_details: Optional[list[dict[str, Any]]] = Field(
         default=None, description="per strategy hook: progressive groups and schedule, EWC/L2-SP settings")
+    gate: Optional[dict[str, Any]] = Field(
+        default=None, description="negative-transfer gate: mode, verdict, message, recommended start, monitor")
     merge: Optional[dict[str, Any]] = Field(
         default=None, description="hf-edge merge: method, library and version, every setting, inputs")
     artifacts: dict[str, ArtifactEntry]

@@ -31,6 +31,7 @@ def _register() -> None:
         compare_cmd,
         export_triton_cmd,
         merge_cmd,
+        gate_cmd,
         profile_cmd,
         profiles_cmd,
         report_cmd,
@@ -51,6 +52,7 @@ def _register() -> None:
     app.command("schema")(schema_cmd.schema)
     app.command("merge")(merge_cmd.merge)
     app.command("sweep")(sweep_cmd.sweep)
+    app.command("gate")(gate_cmd.gate)
     app.add_typer(profiles_cmd.app, name="profiles")
 
 

@@ -92,6 +92,8 @@ def train_and_export(
     tdp_w: Optional[float] = typer.Option(None, help="CPU TDP (W) for the energy estimate where no "
                                           "counter exists (default: from the local profile)."),
     quiet: bool = typer.Option(False, help="No progress bars."),
+    gate: str = typer.Option(_D["gate"], help="Negative-transfer gate before training: off | warn "
+                             "(say so, go on) | stop (refuse a start predicted to hurt: exit 3)."),
 ) -> None:
     """Adapt a pretrained model to the target domain, export ONNX, validate, profile, report.
 
@@ -129,7 +131,7 @@ def train_and_export(
         requirements={k: v for k, v in req.items() if v is not None},
         requirements_file=requirements, tdp_w=tdp_w, out=out, overwrite=overwrite,
         progress=not quiet, task=task, max_length=max_length, text_column=text_column,
-        label_column=label_column, group_column=group_column,
+        label_column=label_column, group_column=group_column, gate=gate,
     )
     _print_verdicts(console, pipeline.run(cfg, say=console.print))
 

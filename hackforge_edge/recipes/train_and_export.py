@@ -69,6 +69,7 @@ class TrainExportConfig:
     text_column: str = "text"          # text files: column names
     label_column: str = "label"
     group_column: str | None = None    # text files: patient id etc., kept in one split
+    gate: str = "warn"  # negative-transfer gate: off | warn | stop (recipes/gate.py; image models)
 
     def __post_init__(self) -> None:
         from hackforge_edge.tasks import TASKS, infer_task, task_defaults
@@ -81,6 +82,8 @@ class TrainExportConfig:
             if getattr(self, name) is None:
                 setattr(self, name, value)
         problems = []
+        if self.gate not in ("off", "warn", "stop"):
+            problems.append(f"--gate must be off, warn or stop, got {self.gate!r}")
         if not 0.0 < self.data_fraction <= 1.0:
             problems.append(f"--data-fraction must be in (0, 1], got {self.data_fraction}")
         if self.epochs < 1:
@@ -171,20 +174,28 @@ def run(cfg: TrainExportConfig, say: Callable[[str], None] = print) -> Path:
     grid = resolve_grid(req.region, req.grid_intensity_g_per_kwh, req.pue)
     # the data is read (and checked: classes, unreadable images, bad rows) before anything is written
     splits = task.load_data(cfg)
+    gate = None
+    if task.name == "image":
+        from hackforge_edge.recipes.gate import preflight  # negative-transfer gate: may refuse (exit 3)
+
+        gate = preflight(model=cfg.model, weights="none" if cfg.strategy == "scratch" else cfg.weights,
+                         splits=splits, image_size=cfg.image_size, seed=cfg.seed, mode=cfg.gate,
+                         epochs=cfg.epochs, device=cfg.device, say=say)
     out = bundle.prepare_out_dir(cfg.resolved_out(), overwrite=cfg.overwrite)
     started_at = bundle.utc_now()
     say(f"bundle: {out}")
-    return _execute(cfg, task, out, started_at, req, grid, splits, say)
+    return _execute(cfg, task, out, started_at, req, grid, splits, say, gate)
 
 
-def _execute(cfg, task, out: Path, started_at: str, req, grid, splits, say) -> Path:
+def _execute(cfg, task, out: Path, started_at: str, req, grid, splits, say, gate=None) -> Path:
     from hackforge_edge import export as exporters
     from hackforge_edge.energy.accounting import write_training_carbon
     from hackforge_edge.export.artifact import ExportValidation
     from hackforge_edge.recipes.strategy_steps import hook_summaries
     from hackforge_edge.training.artifacts import Metrics
 
-    t = train_one(cfg, splits, run_name=out.name, say=say, task=task)
+    t = train_one(cfg, splits, run_name=out.name, say=say, task=task,
+                  extra_hooks=list(gate.hooks) if gate else [])
     model, params, result, metrics = t.model, t.params, t.result, t.metrics
     meter, phases, source_info, weights = t.meter, t.phases, t.source_info, t.weights
     tdp_w, tdp_origin, lr = t.tdp_w, t.tdp_origin, cfg.lr
@@ -193,6 +204,7 @@ def _execute(cfg, task, out: Path, started_at: str, req, grid, splits, say) -> P
         metrics, split="test", method="PyTorch model on the held-out target-domain test split",
         source_retention=t.source_retention)
     metrics_doc.write(out)
+    gate_entry = gate.finish(out, phases, say) if gate else None  # gate.json + monitor record
     say(f"target test accuracy {metrics_doc.accuracy:.3f}, ROC-AUC {metrics_doc.roc_auc}")
 
     with phases.phase("export"):
@@ -253,6 +265,7 @@ def _execute(cfg, task, out: Path, started_at: str, req, grid, splits, say) -> P
         "source_model": source_info,
         "training": result.to_json(),
         "strategy_details": hook_summaries(hooks),
+        "gate": gate_entry,
         "lr": lr,
         "data": splits.description,
     })
@@ -303,7 +316,7 @@ class TrainedModel:
 
 
 def train_one(cfg: TrainExportConfig, splits, *, run_name: str, say: Callable[[str], None] = print,
-              task=None) -> TrainedModel:
+              task=None, extra_hooks: list | None = None) -> TrainedModel:
     """Build ``cfg.model``, apply ``cfg.strategy``, train and evaluate it on ``splits`` inside
     metered phases. ``run_name`` is recorded with a freshly pretrained source model. ``task``
     (image or text adapter) defaults to ``cfg.task``'s."""
@@ -358,7 +371,7 @@ def train_one(cfg: TrainExportConfig, splits, *, run_name: str, say: Callable[[s
     model, params = apply_strategy(model, cfg.strategy, options=strategy_steps.strategy_options(cfg))
     say(f"strategy {cfg.strategy}: {params.trainable_params:,} of {params.total_params:,} parameters trainable")
     source_task = strategy_steps.load_source(cfg)
-    hooks = strategy_steps.make_hooks(cfg, model, source_task, phases, say)
+    hooks = strategy_steps.make_hooks(cfg, model, source_task, phases, say) + list(extra_hooks or [])
 
     lr = cfg.lr
     with phases.phase("target_transfer"):

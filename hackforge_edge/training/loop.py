@@ -47,6 +47,8 @@ class TrainHook(Protocol):
 
     def extra_loss(self, model: "nn.Module") -> "torch.Tensor | None": ...
 
+    # optional: ``on_epoch_end(model, epoch, record: EpochRecord) -> bool``; True stops training
+
 
 def _first_from_hooks(hooks: Sequence[TrainHook], method: str, *args):
     for h in hooks:
@@ -301,6 +303,10 @@ def train(model: "nn.Module", splits: DatasetSplits, *, epochs: int, lr: float, 
             history.append(rec)
             if val_acc is not None:
                 bar.update(task, info=f"loss {rec.train_loss:.3f} val acc {val_acc:.3f}")
+            # a hook may stop the run early (gate.monitor.TransferMonitor); every hook sees the epoch
+            stops = [h.on_epoch_end(model, epoch, rec) for h in hooks if hasattr(h, "on_epoch_end")]
+            if any(stops):
+                break
     if best is not None:
         model.load_state_dict(best[2])
         best_epoch, best_val = best[1], best[0][0]
