@@ -15,7 +15,14 @@ from pydantic import Field
 from hackforge_edge.bundle.schema import Artifact
 from hackforge_edge.feasibility.config import FeasibilityConfig
 from hackforge_edge.feasibility.requirements import Requirements
-from hackforge_edge.profiling.artifact import Band, CalibrationInfo, ModelInfo, Part, PowerEstimate
+from hackforge_edge.profiling.artifact import (
+    Band,
+    CalibrationInfo,
+    ModelInfo,
+    Part,
+    PowerEstimate,
+    PrecisionAccuracy,
+)
 
 Verdict = Literal["PASS", "MARGINAL", "FAIL"]
 PointKind = Literal["projected", "measured"]
@@ -175,6 +182,12 @@ class Entry(Part):
     co2_kg_per_year: Co2PerYear | None = None
     notes: list[str] = Field(default_factory=list)
     batches: list[BatchVerdict] = Field(default_factory=list, description="every batch size judged")
+    accuracy: PrecisionAccuracy | None = Field(
+        None, description="what this precision kept on target data; null: not checked")
+    recommendable: bool = Field(
+        False, description="feasible (PASS/MARGINAL) and its precision's accuracy drop is known and "
+                           "within requirements.max_accuracy_drop_pp (fp32 is the reference)")
+    recommendation_note: str = Field("", description="why it may or may not be recommended")
 
 
 class BestPoint(Part):
@@ -184,9 +197,21 @@ class BestPoint(Part):
     batch: int
 
 
+class Recommended(BestPoint):
+    """The point recommended for a target: feasible, accuracy kept, then the ranking rule."""
+
+    verdict: Verdict
+    throughput_per_s: float | None
+    accuracy: float | None = Field(description="top-1 kept at this precision on target data")
+    accuracy_drop_pp: float | None
+    rule: str
+
+
 class ProfileSummary(Part):
     best_verdict: Verdict
     best: BestPoint
+    recommended: Recommended | None = Field(
+        None, description="null: no feasible point whose precision kept its accuracy")
 
 
 class Feasibility(Artifact):
@@ -195,7 +220,8 @@ class Feasibility(Artifact):
 
     FILENAME: ClassVar[str] = "feasibility.json"
     # 2: typed entries and checks (version 1 was the untyped dict of hf-edge <= 0.1)
-    schema_version: Literal[2] = 2
+    # 3: per-entry precision accuracy + recommendable; per-profile recommended point
+    schema_version: Literal[3] = 3
     model: ModelInfo | None = None
     requirements: Requirements
     config: FeasibilityConfig

@@ -62,6 +62,9 @@ class Requirements(BaseModel):
         None, gt=0, description="grid carbon intensity (g CO2e/kWh); overrides the region's value")
     pue: float | None = Field(
         None, ge=1, description="power usage effectiveness (>= 1; 1.0 = device energy only)")
+    max_accuracy_drop_pp: float = Field(
+        1.0, ge=0, description="largest top-1 accuracy drop vs FP32 (percentage points on target "
+                               "data) a recommended precision may have")
 
     @field_validator("percentile", mode="before")
     @classmethod
@@ -91,7 +94,8 @@ def _flatten(data: dict[str, Any], source: str) -> dict[str, Any]:
             flat[str(key)] = value
     # friendly aliases for the names the CLI flags use
     aliases = {"hours_per_day": "operating_hours_per_day", "grid_intensity": "grid_intensity_g_per_kwh",
-               "min_throughput": "min_throughput_per_s", "intensity_g_per_kwh": "grid_intensity_g_per_kwh"}
+               "min_throughput": "min_throughput_per_s", "intensity_g_per_kwh": "grid_intensity_g_per_kwh",
+               "max_accuracy_drop": "max_accuracy_drop_pp"}
     for alias, name in aliases.items():
         if alias in flat:
             if name in flat:
