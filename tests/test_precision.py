@@ -60,8 +60,28 @@ def test_cli_bad_precision_one_line(onnx_model, tmp_path, args, message):
     assert not (tmp_path / "profile.json").exists()
 
 
+def _int8(src, dst, x):
+    """Static QDQ INT8 in process (make_int8 runs quant_pre_process in a child interpreter, ~10 s
+    here; the subject of these tests is profiling the variant, not building it)."""
+    from onnxruntime.quantization import CalibrationDataReader, QuantFormat, quantize_static
+
+    class Reader(CalibrationDataReader):
+        def __init__(self):
+            self.it = iter([{"input": x[i:i + 8]} for i in range(0, 32, 8)])
+
+        def get_next(self):
+            return next(self.it, None)
+
+    quantize_static(str(src), str(dst), Reader(), quant_format=QuantFormat.QDQ, per_channel=True)
+    size = dst.stat().st_size
+    return {"variant": "int8-static", "path": str(dst), "source_path": str(src), "size_bytes": size,
+            "source_size_bytes": src.stat().st_size, "size_ratio": size / src.stat().st_size,
+            "method": "onnxruntime.quantization.quantize_static (QDQ, MinMax calibration)",
+            "settings": {}, "duration_s": 0.1}
+
+
 def _bundle_with_variants(onnx_model, b):
-    from hackforge_edge.export import make_fp16, make_int8, validate_variant
+    from hackforge_edge.export import make_fp16, validate_variant
     from hackforge_edge.export.artifact import ExportValidation
 
     b.mkdir()
@@ -74,8 +94,7 @@ def _bundle_with_variants(onnx_model, b):
     variants = {}
     for name in ("fp16", "int8"):
         path = b / f"model.{name}.onnx"
-        made = (make_fp16(b / "model.onnx", path) if name == "fp16"
-                else make_int8(b / "model.onnx", path, [x[i:i + 8] for i in range(0, 32, 8)]))
+        made = make_fp16(b / "model.onnx", path) if name == "fp16" else _int8(b / "model.onnx", path, x)
         judged = validate_variant(b / "model.onnx", path, x, y, latency_runs=3, latency_warmup=1)
         variants[name] = {"build": made, "validation": judged}
     ev = fx.export_validation().model_dump()
