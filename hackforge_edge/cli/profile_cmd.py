@@ -31,6 +31,10 @@ def profile(
     region: Optional[str] = typer.Option(None, "--region", help="Grid region for CO2 (e.g. FRA, DEU, WORLD)."),
     grid_intensity: Optional[float] = typer.Option(None, "--grid-intensity", help="Grid intensity, g CO2e/kWh (overrides --region's value)."),
     pue: Optional[float] = typer.Option(None, "--pue", help="Power usage effectiveness (>= 1; default 1.0 = device energy only)."),
+    tariff_per_kwh: Optional[float] = typer.Option(
+        None, "--tariff-per-kwh", help="Electricity price per kWh (requirements currency, default USD)."),
+    horizon_years: Optional[float] = typer.Option(
+        None, "--horizon-years", help="Years the devices run (cost-of-ownership horizon)."),
     precision: Optional[str] = typer.Option(
         None, "--precision", help="Comma-separated precisions to project: fp32, fp16, int8 "
                                   "(default: every precision each target's engine runs)."),
@@ -66,7 +70,8 @@ def profile(
             min_throughput_per_s=min_throughput, memory_headroom=memory_headroom,
             power_budget_w=power_budget_w, items_per_day=items_per_day,
             operating_hours_per_day=hours_per_day, region=region,
-            grid_intensity_g_per_kwh=grid_intensity, pue=pue, max_accuracy_drop_pp=max_accuracy_drop)
+            grid_intensity_g_per_kwh=grid_intensity, pue=pue, max_accuracy_drop_pp=max_accuracy_drop,
+            tariff_per_kwh=tariff_per_kwh, horizon_years=horizon_years)
         result = run_profile(target, profiles or list(DEFAULT_PROFILES), req, out=out, report=report,
                              batch_sizes=parse_batch_sizes(batch_sizes), seq_len=seq_len,
                              input_shapes=parse_input_shapes(input_shape), runs=runs, warmup=warmup,
@@ -86,6 +91,7 @@ def profile(
     console = make_console()
     console.print(verdict_table(result.feasibility))
     console.print(recommendation_table(result.feasibility))
+    console.print(cost_table(result.feasibility))
     for name, path in result.paths.items():
         if not name.startswith("figure_"):
             console.print(f"wrote {path}")
@@ -145,4 +151,35 @@ def recommendation_table(feasibility: "Feasibility"):
     skipped = sorted({e.recommendation_note for e in feasibility.entries
                       if e.verdict != "FAIL" and not e.recommendable})
     t.caption = ("not recommended: " + "; ".join(skipped)) if skipped else ""
+    return t
+
+
+def cost_table(feasibility: "Feasibility"):
+    """The ranking by cost per million inferences (or why there is none)."""
+    from rich.table import Table
+
+    from hackforge_edge.feasibility.cost import EXCLUDED, cost_needs
+    from hackforge_edge.report.cells import fmt
+
+    req = feasibility.requirements
+    missing = cost_needs(req)
+    if missing:
+        return f"cost of ownership: not computed (requirements lack {', '.join(missing)})"
+    t = Table(title=f"Ranking by cost per million inferences ({req.currency}, {req.horizon_years:g} years, "
+                    f"{req.tariff_per_kwh:g} {req.currency}/kWh; estimated)")
+    for col in ("rank", "target", "mode", "precision", "verdict", "devices", "purchase", "energy cost",
+                "total", "per million inf.", "kWh/yr", "kg CO2 total", "price basis"):
+        t.add_column(col, justify="left" if col in ("target", "mode", "precision", "verdict", "price basis")
+                     else "right")
+    entries = {(e.profile, e.mode, e.precision): e for e in feasibility.entries}
+    for r in feasibility.ranking:
+        c = entries[(r.profile, r.mode, r.precision)].cost
+        kwh_yr = c.energy_kwh / c.horizon_years
+        t.add_row(str(r.rank), r.profile, r.mode, r.precision, r.verdict, str(r.devices), fmt(c.purchase),
+                  fmt(c.energy_cost), fmt(c.total), fmt(r.cost_per_million_inferences), fmt(kwh_yr),
+                  "-" if c.co2_kg is None else fmt(c.co2_kg), c.price_basis)
+    unranked = sorted(name for name, s in feasibility.summary.items()
+                      if name not in {r.profile for r in feasibility.ranking})
+    why = f"not ranked (nothing feasible with accuracy kept, or no price): {', '.join(unranked)}; "
+    t.caption = (why if unranked else "") + "not counted: " + EXCLUDED
     return t

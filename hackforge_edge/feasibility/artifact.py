@@ -145,6 +145,45 @@ class Co2PerYear(Part):
     method: str
 
 
+class Cost(Part):
+    """Cost of ownership over the horizon for the workload (feasibility/cost.py has the rule)."""
+
+    currency: str
+    horizon_years: float
+    devices: int = Field(description="devices needed for the workload (projected)")
+    price_per_device: float
+    price_basis: str = Field(description="vendor-list | retailer | assumed | override")
+    price_date: str | None
+    price_source: str
+    purchase: float = Field(description="devices x price_per_device")
+    energy_kwh: float = Field(description="device energy over the horizon (estimated)")
+    pue: float
+    tariff_per_kwh: float
+    energy_cost: float = Field(description="energy_kwh x pue x tariff_per_kwh")
+    co2_kg: float | None = Field(description="CO2e over the horizon; null without a grid")
+    total: float = Field(description="purchase + energy_cost")
+    inferences: float = Field(description="items_per_day x days_per_year x horizon_years")
+    cost_per_million_inferences: float
+    kind: Literal["estimated"] = "estimated"
+    method: str
+    excluded: str = Field(description="what the total does not count")
+
+
+class RankedTarget(Part):
+    """One line of the ranking: a target's recommended point and its cost per million inferences."""
+
+    rank: int
+    profile: str
+    mode: str
+    precision: str
+    batch: int
+    verdict: Verdict
+    devices: int
+    cost_per_million_inferences: float
+    total: float
+    currency: str
+
+
 # ---- entries -----------------------------------------------------------------------------------------
 class BatchVerdict(Part):
     batch: int
@@ -188,6 +227,8 @@ class Entry(Part):
         False, description="feasible (PASS/MARGINAL) and its precision's accuracy drop is known and "
                            "within requirements.max_accuracy_drop_pp (fp32 is the reference)")
     recommendation_note: str = Field("", description="why it may or may not be recommended")
+    cost: Cost | None = Field(None, description="cost of ownership; null: see cost_note")
+    cost_note: str | None = None
 
 
 class BestPoint(Part):
@@ -220,7 +261,8 @@ class Feasibility(Artifact):
 
     FILENAME: ClassVar[str] = "feasibility.json"
     # 2: typed entries and checks (version 1 was the untyped dict of hf-edge <= 0.1)
-    # 3: per-entry precision accuracy + recommendable; per-profile recommended point
+    # 3: per-entry precision accuracy + recommendable + cost; per-profile recommended point;
+    #    ranking by cost per million inferences
     schema_version: Literal[3] = 3
     model: ModelInfo | None = None
     requirements: Requirements
@@ -229,4 +271,7 @@ class Feasibility(Artifact):
     rules: dict[str, str] = Field(description="each rule in words (latency, throughput, memory, ...)")
     entries: list[Entry]
     summary: dict[str, ProfileSummary] = Field(description="profile -> its best verdict and where")
+    ranking: list[RankedTarget] = Field(
+        default_factory=list, description="targets with a recommended point and a cost, cheapest "
+                                          "per million inferences first")
     counts: dict[Verdict, int]

@@ -74,7 +74,9 @@ def run_profile(target: str | os.PathLike, profiles: Sequence[str], requirements
     from hackforge_edge.profiling.hardware import load_profile
     from hackforge_edge.profiling.precision import bundle_accuracy, resolve_precisions
 
-    per_profile = resolve_precisions([load_profile(n) for n in names], precisions)
+    loaded = [load_profile(n) for n in names]
+    per_profile = resolve_precisions(loaded, precisions)
+    _check_price_override(requirements, [p.name for p in loaded])
     accuracy, variants = bundle_accuracy(ref.bundle) if ref.bundle is not None else ({}, [])
     for v in variants:
         v["file"] = ref.bundle.dir / v["path"]
@@ -98,6 +100,17 @@ def run_profile(target: str | os.PathLike, profiles: Sequence[str], requirements
         ref.bundle.refresh_manifest(command="hf-edge profile", rewritten=paths.values())
     return ProfileResult(profile=profile, feasibility=feasibility, grid=grid, out_dir=out_dir,
                          is_bundle=is_bundle, paths=paths)
+
+
+def _check_price_override(requirements: Requirements, names: Sequence[str]) -> None:
+    from hackforge_edge.errors import RequirementsError
+    from hackforge_edge.feasibility.points import MEASURED_PROFILE
+
+    known = [*names, MEASURED_PROFILE]
+    unknown = sorted(set(requirements.price_override or {}) - set(known))
+    if unknown:
+        raise RequirementsError(f"price_override names {', '.join(unknown)}: not a profile of this run "
+                                f"(profiles: {', '.join(known)})")
 
 
 def profile_and_report(bundle_dir: str | os.PathLike, profiles: Sequence[str] = DEFAULT_PROFILES,
