@@ -79,7 +79,8 @@ def _md_answer(report: Report) -> list[str]:
               f"{_g(p.co2_kg_per_year, 1, ' kg CO2e')} (estimated)",
               f"- top-1 at {p.precision.upper()} on target data: {acc}; model top-1 (FP32): "
               f"{'n/a' if a.model_accuracy is None else f'{100 * a.model_accuracy:.1f} %'}",
-              f"- training carbon: {_g(a.training_co2_kg, 3, ' kg CO2e')} ({a.training_kind or 'n/a'})",
+              "- training carbon (once): " + ("n/a" if a.training_co2_kg is None else
+                                              f"{a.training_co2_kg:.3g} kg CO2e") + f" ({a.training_kind or 'n/a'})",
               f"- ranked by {a.ranked_by}", ""]
     if a.runners_up:
         lines += ["| Runner-up | Mode | Precision | Verdict | Devices | Cost | Per million | kWh/yr | kg CO2e/yr |",
