@@ -39,7 +39,8 @@ def assemble(inputs: ReportInputs, feasibility: Feasibility, *,
              generated_at: str | None = None) -> Report:
     """The report from its inputs (pure: no I/O)."""
     profile = inputs.profile
-    parts = [sections.verdict_table(feasibility), sections.local_table(profile),
+    parts = [sections.verdict_table(feasibility), sections.precision_table(feasibility),
+             sections.local_table(profile),
              sections.static_table(profile)]
     if inputs.quality is not None:
         parts += run_sections.quality_tables(inputs.quality)
