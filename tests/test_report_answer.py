@@ -35,5 +35,7 @@ def test_report_first_screen_is_the_recommendation(tmp_path):
                                      'id="appendix"', "Legend: kinds of numbers")]
     assert order == sorted(order)
     assert "per million inferences" in html[:html.index("Verdict per target")]
+    titles = [t["title"] for t in rep["sections"]]
+    assert titles[:2] == ["Verdict per target", "Best feasible precision per target"]
     md = (b / "report.md").read_text()
     assert md.index("## Recommendation") < md.index("## Verdict per target") < md.index("## Legend")
