@@ -115,6 +115,11 @@ def test_bundle_variants_measured_projected_and_recommended(onnx_model, tmp_path
         assert v["local"]["kind"] == "measured" and v["local"]["path"].endswith(f"model.{name}.onnx")
         assert v["accuracy"]["drop_pp"] == variants[name]["validation"]["accuracy"]["drop_pp"]
     assert prof["accuracy"]["fp32"]["accuracy"] == 1.0
+    r = invoke("profile", b, "--profile", "nvidia-t4", "--precision", "int8", *FAST, "--no-report",
+               "--out", b.parent / "only-int8")
+    assert r.exit_code == 0, _out(r)
+    only = json.loads((b.parent / "only-int8" / "profile.json").read_text())
+    assert set(only["variants"]) == {"int8"} and {p["precision"] for p in only["projections"]} == {"int8"}
     feas = json.loads((b / "feasibility.json").read_text())
     assert feas["schema_version"] == 3
     here = {e["precision"] for e in feas["entries"] if e["profile"] == "this-machine"}

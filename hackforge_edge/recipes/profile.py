@@ -78,6 +78,8 @@ def run_profile(target: str | os.PathLike, profiles: Sequence[str], requirements
     per_profile = resolve_precisions(loaded, precisions)
     _check_price_override(requirements, [p.name for p in loaded])
     accuracy, variants = bundle_accuracy(ref.bundle) if ref.bundle is not None else ({}, [])
+    if precisions is not None:          # measure only the variants asked for (fp32 is the reference)
+        variants = [v for v in variants if v["precision"] in precisions]
     for v in variants:
         v["file"] = ref.bundle.dir / v["path"]
     grid = resolve_grid(requirements.region, requirements.grid_intensity_g_per_kwh, requirements.pue)
