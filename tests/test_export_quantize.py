@@ -67,6 +67,10 @@ def test_int8_static_is_loadable_and_gets_a_validation_entry(fp32):
     assert info["variant"] == "int8-static" and info["calibration_samples"] == 32
     assert info["settings"]["quant_format"] == "QDQ" and info["settings"]["per_channel"] is True
     assert info["settings"]["preprocess"].startswith("quant_pre_process")
+    from hackforge_edge.export.int8_format import int8_settings  # engine-aware format (issue 15)
+    assert info["settings"]["engine"] == int8_settings()["engine"]
+    if info["settings"]["engine"] == "ort-cpu-x86":     # U8S8: uint8 activations, int8 weights
+        assert onnx.TensorProto.UINT8 in _initializer_types(info["path"])
     model = onnx.load(info["path"])
     onnx.checker.check_model(model)
     assert {"QuantizeLinear", "DequantizeLinear"} <= {n.op_type for n in model.graph.node}

@@ -204,10 +204,13 @@ def make_int8(
     *,
     mode: str = "static",
     per_channel: bool | None = None,
+    engine: str | None = None,
 ) -> dict:
     """Write an INT8 variant of ``onnx_path`` to ``out_path``.
 
-    mode "static" (CNNs): QDQ format, int8 weights (per-channel by default) and activations,
+    mode "static" (CNNs): QDQ format in the flavour the target ``engine`` runs fast
+    (:func:`~hackforge_edge.export.int8_format.int8_settings`; None = this machine's CPU: U8S8 on
+    x86-64, S8S8 on ARM64, symmetric S8S8 for TensorRT), weights per channel by default,
     MinMax ranges calibrated on ``calibration_batches`` (real target-domain samples: arrays
     NCHW float32 for single-input models, or name->array dicts; each item is one batch).
     mode "dynamic" (transformers): int8 weights, activations quantised at run time; needs no
@@ -230,6 +233,9 @@ def make_int8(
         quantize_static,
     )
 
+    from hackforge_edge.export.int8_format import int8_settings
+
+    fmt = int8_settings(engine) if mode == "static" else None   # an unknown engine fails here, first
     started = time.perf_counter()
     source, out_path = Path(onnx_path), Path(out_path)
     large = _has_external_data(onnx.load(str(source), load_external_data=False))
@@ -254,21 +260,25 @@ def make_int8(
                 def rewind(self) -> None:
                     self._it = iter(feeds)
 
-            per_channel = True if per_channel is None else per_channel
+            per_channel = fmt["per_channel"] if per_channel is None else per_channel
             settings = {
-                "quant_format": "QDQ", "activation_type": "QInt8", "weight_type": "QInt8",
-                "per_channel": per_channel, "calibrate_method": "MinMax", "preprocess": how,
+                **fmt, "per_channel": per_channel, "calibrate_method": "MinMax",
+                "calibration_samples": n_samples, "preprocess": how,
             }
             try:
                 quantize_static(
                     str(prepared), str(staged), _Reader(),
                     quant_format=QuantFormat.QDQ, per_channel=per_channel,
-                    activation_type=QuantType.QInt8, weight_type=QuantType.QInt8,
+                    activation_type=getattr(QuantType, fmt["activation_type"]),
+                    weight_type=getattr(QuantType, fmt["weight_type"]),
                     calibrate_method=CalibrationMethod.MinMax, use_external_data_format=large,
+                    extra_options={"ActivationSymmetric": fmt["activation_symmetric"],
+                                   "WeightSymmetric": fmt["weight_symmetric"]},
                 )
             except Exception as err:  # noqa: BLE001
                 raise ExportError(f"static INT8 quantisation failed: {_one_line(err)}") from err
-            method = "onnxruntime.quantization.quantize_static (QDQ, MinMax calibration)"
+            method = (f"onnxruntime.quantization.quantize_static (QDQ {fmt['activation_type']} "
+                      f"activations / {fmt['weight_type']} weights for {fmt['engine']}, MinMax calibration)")
         else:
             n_samples = 0
             model = onnx.load(str(source))

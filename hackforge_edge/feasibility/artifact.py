@@ -15,7 +15,14 @@ from pydantic import Field
 from hackforge_edge.bundle.schema import Artifact
 from hackforge_edge.feasibility.config import FeasibilityConfig
 from hackforge_edge.feasibility.requirements import Requirements
-from hackforge_edge.profiling.artifact import Band, CalibrationInfo, ModelInfo, Part, PowerEstimate
+from hackforge_edge.profiling.artifact import (
+    Band,
+    CalibrationInfo,
+    ModelInfo,
+    Part,
+    PowerEstimate,
+    PrecisionAccuracy,
+)
 
 Verdict = Literal["PASS", "MARGINAL", "FAIL"]
 PointKind = Literal["projected", "measured"]
@@ -138,6 +145,45 @@ class Co2PerYear(Part):
     method: str
 
 
+class Cost(Part):
+    """Cost of ownership over the horizon for the workload (feasibility/cost.py has the rule)."""
+
+    currency: str
+    horizon_years: float
+    devices: int = Field(description="devices needed for the workload (projected)")
+    price_per_device: float
+    price_basis: str = Field(description="vendor-list | retailer | assumed | override")
+    price_date: str | None
+    price_source: str
+    purchase: float = Field(description="devices x price_per_device")
+    energy_kwh: float = Field(description="device energy over the horizon (estimated)")
+    pue: float
+    tariff_per_kwh: float
+    energy_cost: float = Field(description="energy_kwh x pue x tariff_per_kwh")
+    co2_kg: float | None = Field(description="CO2e over the horizon; null without a grid")
+    total: float = Field(description="purchase + energy_cost")
+    inferences: float = Field(description="items_per_day x days_per_year x horizon_years")
+    cost_per_million_inferences: float
+    kind: Literal["estimated"] = "estimated"
+    method: str
+    excluded: str = Field(description="what the total does not count")
+
+
+class RankedTarget(Part):
+    """One line of the ranking: a target's recommended point and its cost per million inferences."""
+
+    rank: int
+    profile: str
+    mode: str
+    precision: str
+    batch: int
+    verdict: Verdict
+    devices: int
+    cost_per_million_inferences: float
+    total: float
+    currency: str
+
+
 # ---- entries -----------------------------------------------------------------------------------------
 class BatchVerdict(Part):
     batch: int
@@ -175,6 +221,14 @@ class Entry(Part):
     co2_kg_per_year: Co2PerYear | None = None
     notes: list[str] = Field(default_factory=list)
     batches: list[BatchVerdict] = Field(default_factory=list, description="every batch size judged")
+    accuracy: PrecisionAccuracy | None = Field(
+        None, description="what this precision kept on target data; null: not checked")
+    recommendable: bool = Field(
+        False, description="feasible (PASS/MARGINAL) and its precision's accuracy drop is known and "
+                           "within requirements.max_accuracy_drop_pp (fp32 is the reference)")
+    recommendation_note: str = Field("", description="why it may or may not be recommended")
+    cost: Cost | None = Field(None, description="cost of ownership; null: see cost_note")
+    cost_note: str | None = None
 
 
 class BestPoint(Part):
@@ -184,9 +238,21 @@ class BestPoint(Part):
     batch: int
 
 
+class Recommended(BestPoint):
+    """The point recommended for a target: feasible, accuracy kept, then the ranking rule."""
+
+    verdict: Verdict
+    throughput_per_s: float | None
+    accuracy: float | None = Field(description="top-1 kept at this precision on target data")
+    accuracy_drop_pp: float | None
+    rule: str
+
+
 class ProfileSummary(Part):
     best_verdict: Verdict
     best: BestPoint
+    recommended: Recommended | None = Field(
+        None, description="null: no feasible point whose precision kept its accuracy")
 
 
 class Feasibility(Artifact):
@@ -195,7 +261,9 @@ class Feasibility(Artifact):
 
     FILENAME: ClassVar[str] = "feasibility.json"
     # 2: typed entries and checks (version 1 was the untyped dict of hf-edge <= 0.1)
-    schema_version: Literal[2] = 2
+    # 3: per-entry precision accuracy + recommendable + cost; per-profile recommended point;
+    #    ranking by cost per million inferences
+    schema_version: Literal[3] = 3
     model: ModelInfo | None = None
     requirements: Requirements
     config: FeasibilityConfig
@@ -203,4 +271,7 @@ class Feasibility(Artifact):
     rules: dict[str, str] = Field(description="each rule in words (latency, throughput, memory, ...)")
     entries: list[Entry]
     summary: dict[str, ProfileSummary] = Field(description="profile -> its best verdict and where")
+    ranking: list[RankedTarget] = Field(
+        default_factory=list, description="targets with a recommended point and a cost, cheapest "
+                                          "per million inferences first")
     counts: dict[Verdict, int]

@@ -20,6 +20,7 @@ from hackforge_edge.profiling.artifact import (
     ProjectionRecord,
 )
 from hackforge_edge.profiling.hardware import HardwareProfile
+from hackforge_edge.profiling.project import BYTES_SCALE
 
 MEASURED_PROFILE = "this-machine"
 MEASURED_MEMORY_METHOD = ("max(measured RSS growth over session creation + timed runs (psutil), "
@@ -67,6 +68,9 @@ def operating_points(profile: Profile, percentile: str) -> list[OperatingPoint]:
     points = [from_projection(p, profile.profiles.get(p.profile)) for p in profile.projections]
     if profile.local is not None:
         points += measured_points(profile, profile.local, percentile)
+    for precision, variant in profile.variants.items():
+        if variant.local is not None:
+            points += measured_points(profile, variant.local, percentile, precision=precision)
     return points
 
 
@@ -87,7 +91,8 @@ def from_projection(p: ProjectionRecord, hw: HardwareProfile | None) -> Operatin
         idle_power_w=idle_w, idle_power_source=idle_src, calibration=p.calibration)
 
 
-def measured_points(profile: Profile, local: LocalMeasurement, percentile: str) -> list[OperatingPoint]:
+def measured_points(profile: Profile, local: LocalMeasurement, percentile: str,
+                    precision: str = "fp32") -> list[OperatingPoint]:
     """The local measurement as points of kind "measured" (no band).
 
     Latency is the measured percentile (p50/p95/p99 of the timed runs). Memory is what the model
@@ -104,11 +109,12 @@ def measured_points(profile: Profile, local: LocalMeasurement, percentile: str) 
     for b in local.ok_batches():
         lat = b.latency_ms.percentile(percentile)
         static = profile.static_at(b.batch)
-        static_need = (static.totals.weight_bytes + static.totals.peak_activation_bytes
-                       if static is not None else None)
+        # a variant's weights and activations shrink with its precision (as in the projection)
+        static_need = (int((static.totals.weight_bytes + static.totals.peak_activation_bytes)
+                           * BYTES_SCALE[precision]) if static is not None else None)
         required = max(v for v in (local.memory.rss_delta_bytes, static_need) if v is not None)
         out.append(OperatingPoint(
-            profile=MEASURED_PROFILE, mode="measured", engine=local.engine, precision="fp32",
+            profile=MEASURED_PROFILE, mode="measured", engine=local.engine, precision=precision,
             batch=b.batch, kind="measured", method=b.method,
             latency_definition=f"measured {percentile} of {b.runs} timed runs "
                                "(onnxruntime session.run wall clock, input already in memory)",

@@ -19,13 +19,14 @@ YAML layout (flat keys, or grouped under ``workload:`` / ``grid:``)::
     power_budget_w: 15
     workload: {items_per_day: 20000, operating_hours_per_day: 12}
     grid: {region: FRA, pue: 1.0}
+    cost: {tariff_per_kwh: 0.25, currency: USD, horizon_years: 5, price_override: {nvidia-t4: 1800}}
 """
 
 from __future__ import annotations
 
 import os
 from pathlib import Path
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
@@ -34,7 +35,7 @@ from hackforge_edge.errors import RequirementsError
 Percentile = Literal["p50", "p95", "p99"]
 
 # Sections a YAML file may group keys under; their keys are flattened into the model.
-_SECTIONS = ("workload", "grid", "carbon", "latency")
+_SECTIONS = ("workload", "grid", "carbon", "latency", "cost")
 
 
 class Requirements(BaseModel):
@@ -62,6 +63,17 @@ class Requirements(BaseModel):
         None, gt=0, description="grid carbon intensity (g CO2e/kWh); overrides the region's value")
     pue: float | None = Field(
         None, ge=1, description="power usage effectiveness (>= 1; 1.0 = device energy only)")
+    tariff_per_kwh: float | None = Field(
+        None, ge=0, description="electricity price, `currency` per kWh at the meter (PUE applies)")
+    currency: str = Field("USD", pattern=r"^[A-Z]{3}$",
+                          description="currency of the tariff and of price_override (ISO 4217)")
+    horizon_years: float | None = Field(
+        None, gt=0, description="years the devices run: the cost-of-ownership horizon")
+    price_override: dict[str, Annotated[float, Field(ge=0)]] | None = Field(
+        None, description="hardware profile name (or this-machine) -> price per device in `currency`")
+    max_accuracy_drop_pp: float = Field(
+        1.0, ge=0, description="largest top-1 accuracy drop vs FP32 (percentage points on target "
+                               "data) a recommended precision may have")
 
     @field_validator("percentile", mode="before")
     @classmethod
@@ -91,7 +103,9 @@ def _flatten(data: dict[str, Any], source: str) -> dict[str, Any]:
             flat[str(key)] = value
     # friendly aliases for the names the CLI flags use
     aliases = {"hours_per_day": "operating_hours_per_day", "grid_intensity": "grid_intensity_g_per_kwh",
-               "min_throughput": "min_throughput_per_s", "intensity_g_per_kwh": "grid_intensity_g_per_kwh"}
+               "min_throughput": "min_throughput_per_s", "intensity_g_per_kwh": "grid_intensity_g_per_kwh",
+               "max_accuracy_drop": "max_accuracy_drop_pp", "tariff": "tariff_per_kwh",
+               "horizon": "horizon_years"}
     for alias, name in aliases.items():
         if alias in flat:
             if name in flat:

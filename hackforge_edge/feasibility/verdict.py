@@ -29,7 +29,10 @@ from hackforge_edge.feasibility.artifact import (
     Feasibility,
     GridInfo,
     ProfileSummary,
+    RankedTarget,
+    Recommended,
 )
+from hackforge_edge.feasibility.cost import entry_cost
 from hackforge_edge.feasibility.checks import FAIL, MARGINAL, PASS, RANK, check_all, worst
 from hackforge_edge.feasibility.config import FeasibilityConfig
 from hackforge_edge.feasibility.energy import ENERGY_INCLUDED, workload_and_energy
@@ -53,7 +56,16 @@ RULES = {
     "overall": "worst check; per group the batch with the best verdict, then highest throughput "
                "(when every batch FAILs, the smallest batch)",
     "energy_included": ENERGY_INCLUDED,
+    "precision": "a precision is recommendable when its entry is PASS or MARGINAL and its top-1 accuracy "
+                 "drop vs FP32 on target data (export_validation.json variants) is known and <= "
+                 "requirements.max_accuracy_drop_pp; fp32 is the reference. Per target the recommended "
+                 "point is the best verdict, then the lowest cost per million inferences (when costed), "
+                 "then the highest throughput per device",
+    "cost": "devices x price + kWh over the horizon x PUE x tariff; per million inferences = total / "
+            "(items_per_day x days_per_year x horizon_years) x 1e6; targets ranked by it (feasibility/cost.py)",
 }
+RECOMMEND_RULE = ("feasible, accuracy kept; best verdict, then lowest cost per million inferences, "
+                  "then highest throughput per device")
 
 Grid = Union[GridSpec, GridInfo, None]
 
@@ -66,10 +78,12 @@ def evaluate(profile: Profile, requirements: Requirements, grid: Grid = None,
     groups: dict[tuple, list[OperatingPoint]] = {}
     for point in operating_points(profile, requirements.percentile):
         groups.setdefault(point.group, []).append(point)
-    entries = [_judge_group(points, requirements, grid_info, cfg) for points in groups.values()]
+    entries = [_annotate(_judge_group(points, requirements, grid_info, cfg), profile, requirements,
+                         grid_info, cfg) for points in groups.values()]
+    summary = _summary(entries, requirements)
     return Feasibility(
         model=profile.model, requirements=requirements, config=cfg, grid=grid_info, rules=dict(RULES),
-        entries=entries, summary=_summary(entries),
+        entries=entries, summary=summary, ranking=_ranking(summary, entries),
         counts={v: sum(e.verdict == v for e in entries) for v in (PASS, MARGINAL, FAIL)})
 
 
@@ -120,12 +134,70 @@ def _entry(point: OperatingPoint, checks: Checks, verdict, reasons: list[str], j
                               throughput_per_s=p.throughput_per_s) for p, _, v in judged])
 
 
-def _summary(entries: list[Entry]) -> dict[str, ProfileSummary]:
-    """Per profile, its best entry (entries in order; the first of equal verdicts wins)."""
+def _annotate(entry: Entry, profile: Profile, req: Requirements, grid: GridInfo | None,
+              cfg: FeasibilityConfig) -> Entry:
+    """The entry with its precision's accuracy, whether it may be recommended, and its cost."""
+    acc = profile.accuracy.get(entry.precision)
+    limit = req.max_accuracy_drop_pp
+    if entry.verdict == FAIL:
+        ok, note = False, "not feasible"
+    elif entry.precision == "fp32":
+        ok, note = True, "fp32: the reference precision"
+    elif acc is None or acc.drop_pp is None:
+        ok, note = False, (f"{entry.precision} accuracy not checked on target data (no "
+                           f"model.{entry.precision}.onnx variant judged in export_validation.json)")
+    elif acc.drop_pp > limit:
+        ok, note = False, (f"{entry.precision} loses {acc.drop_pp:.2f} pp top-1 on target data, "
+                           f"more than the {limit:g} pp allowed")
+    else:
+        ok, note = True, f"{entry.precision} loses {acc.drop_pp:.2f} pp top-1 (<= {limit:g} pp allowed)"
+    hw = profile.profiles.get("local" if entry.profile == MEASURED_PROFILE else entry.profile)
+    if entry.profile == MEASURED_PROFILE and not (req.price_override or {}).get(MEASURED_PROFILE):
+        hw = None                      # this machine's price is only ever the user's
+    cost, cost_note = (None, "not feasible: no cost") if entry.verdict == FAIL else \
+        entry_cost(entry, hw, req, grid, cfg)
+    return entry.model_copy(update={"accuracy": acc, "recommendable": ok, "recommendation_note": note,
+                                    "cost": cost, "cost_note": cost_note})
+
+
+def _summary(entries: list[Entry], req: Requirements) -> dict[str, ProfileSummary]:
+    """Per profile, its best entry (entries in order; the first of equal verdicts wins) and
+    the recommended one (see RULES["precision"])."""
     out: dict[str, ProfileSummary] = {}
     for e in entries:
         s = out.get(e.profile)
         if s is None or RANK[e.verdict] < RANK[s.best_verdict]:
             out[e.profile] = ProfileSummary(best_verdict=e.verdict, best=BestPoint(
                 mode=e.mode, engine=e.engine, precision=e.precision, batch=e.batch))
+    for name, s in out.items():
+        ok = [e for e in entries if e.profile == name and e.recommendable]
+        if ok:
+            e = min(ok, key=lambda e: (RANK[e.verdict], _per_million(e), -(e.throughput_per_s or 0.0)))
+            s.recommended = Recommended(
+                mode=e.mode, engine=e.engine, precision=e.precision, batch=e.batch, verdict=e.verdict,
+                throughput_per_s=e.throughput_per_s,
+                accuracy=e.accuracy.accuracy if e.accuracy else None,
+                accuracy_drop_pp=e.accuracy.drop_pp if e.accuracy else None, rule=RECOMMEND_RULE)
     return out
+
+
+def _per_million(e: Entry) -> float:
+    return e.cost.cost_per_million_inferences if e.cost is not None else float("inf")
+
+
+def _ranking(summary: dict[str, ProfileSummary], entries: list[Entry]) -> list[RankedTarget]:
+    """Each target's recommended point that has a cost, cheapest per million inferences first."""
+    picked = []
+    for name, s in summary.items():
+        r = s.recommended
+        if r is None:
+            continue
+        e = next(e for e in entries if (e.profile, e.mode, e.precision, e.engine) ==
+                 (name, r.mode, r.precision, r.engine))
+        if e.cost is not None:
+            picked.append(e)
+    picked.sort(key=lambda e: (e.cost.cost_per_million_inferences, RANK[e.verdict]))
+    return [RankedTarget(rank=i + 1, profile=e.profile, mode=e.mode, precision=e.precision, batch=e.batch,
+                         verdict=e.verdict, devices=e.cost.devices,
+                         cost_per_million_inferences=e.cost.cost_per_million_inferences,
+                         total=e.cost.total, currency=e.cost.currency) for i, e in enumerate(picked)]

@@ -293,13 +293,38 @@ class SkippedProjection(Part):
     reason: str
 
 
+class PrecisionAccuracy(Part):
+    """The accuracy a precision kept on held-out target data (export_validation.json)."""
+
+    precision: Precision
+    accuracy: float | None = Field(description="top-1 on the target test split, 0..1; null: not checked")
+    fp32_accuracy: float | None = None
+    drop_pp: float | None = Field(None, description="fp32 - this precision, percentage points")
+    n_samples: int | None = None
+    kind: Literal["measured", "not checked"] = "measured"
+    source: str = Field(description="where the number comes from (file and field)")
+
+
+class VariantProfile(Part):
+    """A bundle's FP16/INT8 variant: measured here and projected at its own precision."""
+
+    precision: Precision
+    path: str = Field(description="the variant's file name in the bundle (model.int8.onnx)")
+    status: str = Field(description="export_validation's verdict on the variant: accepted | rejected")
+    reasons: list[str] = Field(default_factory=list)
+    build_method: str | None = Field(None, description="how the variant was built (quantize.py's method)")
+    accuracy: PrecisionAccuracy
+    local: LocalMeasurement | None = Field(None, description="measured on this machine; null when not")
+
+
 # ---- the file -----------------------------------------------------------------------------------
 class Profile(Artifact):
     """profile.json: static analysis per batch size, the local measurement, projections per
     hardware profile, what was skipped, and the hardware profiles as resolved."""
 
     FILENAME: ClassVar[str] = "profile.json"
-    schema_version: Literal[1] = 1
+    # 2: precisions per target, bundle variants (measured here, accuracy kept) and fp32 accuracy
+    schema_version: Literal[2] = 2
     generated_at: str
     model: ModelInfo
     static: dict[str, StaticRecord] = Field(description="batch size (as a string) -> static analysis")
@@ -308,6 +333,12 @@ class Profile(Artifact):
     skipped: list[SkippedProjection] = Field(default_factory=list)
     profiles: dict[str, HardwareProfile] = Field(
         default_factory=dict, description="name -> hardware profile as used (incl. sources, detected)")
+    precisions: dict[str, list[Precision]] = Field(
+        default_factory=dict, description="profile name -> the precisions projected on it")
+    accuracy: dict[str, PrecisionAccuracy] = Field(
+        default_factory=dict, description="precision -> accuracy kept on target data (fp32 and variants)")
+    variants: dict[str, VariantProfile] = Field(
+        default_factory=dict, description="precision -> the bundle's variant, measured here")
 
     def static_at(self, batch: int) -> StaticRecord | None:
         return self.static.get(str(batch))

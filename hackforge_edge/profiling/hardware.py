@@ -41,6 +41,23 @@ class Source(_Strict):
     covers: list[str] = Field(default_factory=list)
 
 
+class Price(_Strict):
+    """What one device costs to buy, with where the number comes from and when.
+
+    basis: ``vendor-list`` (the maker's list price), ``retailer`` (a shop's price on ``date``)
+    or ``assumed`` (no price read; the reason is in ``source``). tag as in :class:`Source`.
+    """
+
+    value: float = Field(ge=0)
+    currency: str = Field(pattern=r"^[A-Z]{3}$")
+    date: str = Field(pattern=r"^\d{4}-\d{2}(-\d{2})?$", description="YYYY-MM[-DD] the price was valid (assumed: when it was assumed)")
+    basis: Literal["vendor-list", "retailer", "assumed"]
+    tag: Literal["V", "S", "D", "A"]
+    item: str = Field(min_length=3, description="what the price buys (module, developer kit, card)")
+    source: str = Field(min_length=3)
+    url: str | None = None
+
+
 class PeakTflops(_Strict):
     """Dense peaks at the default (maximum) mode; ``int8`` in TOPS; null = not supported."""
 
@@ -105,6 +122,7 @@ class HardwareProfile(_Strict):
     power_modes: list[PowerMode] = Field(min_length=1)
     efficiency: Efficiency
     sources: list[Source] = Field(min_length=1)
+    price: Price | None = None                # per device; null: no price known (e.g. local)
     notes: str | None = None
     detected: dict[str, Any] | None = None   # only for `local`: what was read and from where
     origin: str | None = None                # file it was loaded from ("detected" for local)

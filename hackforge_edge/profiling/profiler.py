@@ -10,10 +10,12 @@ from hackforge_edge.errors import ProfileError
 from hackforge_edge.profiling.artifact import (
     LocalMeasurement,
     ModelInfo,
+    PrecisionAccuracy,
     Profile,
     ProjectionRecord,
     SkippedProjection,
     StaticRecord,
+    VariantProfile,
 )
 
 
@@ -52,9 +54,11 @@ def model_info(onnx_path) -> ModelInfo:
 def profile_model(onnx_path: str | os.PathLike, profiles: Sequence[str], *,
                   batch_sizes: Sequence[int] = (1, 4, 8), seq_len: int | None = None,
                   input_shapes: Mapping[str, Sequence[int]] | None = None, meter=None,
-                  precisions: Sequence[str] = ("fp32",), all_modes: bool = False,
-                  measure_local: bool = True, runs: int | None = None,
-                  warmup: int | None = None, progress: Callable[[str], None] | None = None) -> Profile:
+                  precisions: Sequence[str] | Mapping[str, Sequence[str]] = ("fp32",),
+                  all_modes: bool = False, measure_local: bool = True, runs: int | None = None,
+                  warmup: int | None = None, progress: Callable[[str], None] | None = None,
+                  accuracy: Mapping[str, Mapping] | None = None,
+                  variants: Sequence[Mapping] = ()) -> Profile:
     """Static analysis at each batch size, the local measurement, and a projection per
     (hardware profile, power mode, precision, batch): the content of profile.json.
 
@@ -83,17 +87,33 @@ def profile_model(onnx_path: str | os.PathLike, profiles: Sequence[str], *,
                         input_shapes=shapes, meter=meter,
                         runs=runs if runs is not None else 50,
                         warmup=warmup if warmup is not None else 2, max_seconds_per_batch=5.0)
-    projections, skipped = _project_all(statics, loaded, precisions, all_modes)
+    per_profile = ({p.name: list(precisions.get(p.name, ("fp32",))) for p in loaded}
+                   if isinstance(precisions, Mapping) else {p.name: list(precisions) for p in loaded})
+    projections, skipped = _project_all(statics, loaded, per_profile, all_modes)
+    measured_variants = {}
+    for v in variants:
+        vlocal = None
+        if measure_local:
+            say(f"measuring the {v['precision']} variant on this machine")
+            vlocal = measure(v["file"], batch_sizes=batch_sizes, seq_len=seq_len,
+                             input_shapes=shapes, meter=meter,
+                             runs=runs if runs is not None else 50,
+                             warmup=warmup if warmup is not None else 2, max_seconds_per_batch=5.0)
+        measured_variants[v["precision"]] = VariantProfile.model_validate({
+            **{k: x for k, x in v.items() if k != "file"},
+            "local": vlocal.to_json() if vlocal is not None else None})
     return Profile(
         generated_at=utc_now(), model=info,
         static={str(b): StaticRecord.model_validate(s.to_json()) for b, s in statics.items()},
         local=LocalMeasurement.model_validate(local.to_json()) if local is not None else None,
         projections=projections, skipped=skipped,
-        profiles={p.name: p for p in loaded},
+        profiles={p.name: p for p in loaded}, precisions=per_profile,
+        accuracy={k: PrecisionAccuracy.model_validate(a) for k, a in (accuracy or {}).items()},
+        variants=measured_variants,
     )
 
 
-def _project_all(statics: dict, loaded: list, precisions: Sequence[str],
+def _project_all(statics: dict, loaded: list, precisions: Mapping[str, Sequence[str]],
                  all_modes: bool) -> tuple[list[ProjectionRecord], list[SkippedProjection]]:
     """Every (profile, mode, precision, batch) projection; the impossible ones as skipped."""
     from hackforge_edge.profiling.calibrate import load_calibration
@@ -104,7 +124,7 @@ def _project_all(statics: dict, loaded: list, precisions: Sequence[str],
         cal = load_calibration(prof)
         modes = [m.name for m in prof.power_modes] if all_modes else [prof.default_mode]
         for mode in modes:
-            for precision in precisions:
+            for precision in precisions[prof.name]:
                 for b, static in statics.items():
                     try:
                         pj = project(static, prof, mode=mode, precision=precision,

@@ -23,6 +23,7 @@ METHOD = "per-layer roofline + kernel launch + host overhead"
 # Assumed spread of the power model (idle + util x (max - idle)) around the truth.
 POWER_BAND = (0.6, 1.4)
 _BYTES_SCALE = {"fp32": 1.0, "fp16": 0.5, "int8": 0.25}
+BYTES_SCALE = _BYTES_SCALE
 # ops an engine folds into the preceding Conv/Gemm/MatMul kernel (epilogue fusion)
 _EPILOGUE = {"Relu", "Clip", "BatchNormalization", "Add", "Sigmoid", "HardSigmoid", "HardSwish",
              "LeakyRelu", "Tanh", "Gelu", "FastGelu", "BiasGelu", "Mul", "Div"}

@@ -49,11 +49,15 @@ def run_profile(target: str | os.PathLike, profiles: Sequence[str], requirements
                 input_shapes: Mapping[str, Sequence[int]] | None = None,
                 comparison_rows: Sequence[Mapping] | None = None, runs: int | None = None,
                 warmup: int | None = None, all_modes: bool = True,
-                config: FeasibilityConfig | None = None, allow_incomplete: bool = False) -> ProfileResult:
+                config: FeasibilityConfig | None = None, allow_incomplete: bool = False,
+                precisions: Sequence[str] | None = None) -> ProfileResult:
     """Profile ``target`` (bundle dir or .onnx), judge it, write the results; see module doc.
 
     ``report`` None means "yes for a bundle, no for a bare model file". ``all_modes`` projects
     every power mode of each profile (a verdict per profile and mode), else its default mode.
+    ``precisions`` None: every precision each target's engine runs; a list: exactly those
+    (a target that cannot run one is refused). A bundle's FP16/INT8 variants are measured here
+    and their accuracy on target data recorded, so the verdict can recommend a precision.
     Every input is checked before anything is measured or written.
     """
     from hackforge_edge.energy.carbon import resolve_grid
@@ -67,6 +71,17 @@ def run_profile(target: str | os.PathLike, profiles: Sequence[str], requirements
     ref = bundle.open_model(target, allow_incomplete=allow_incomplete, rewrites=rewrites)
     check_onnx(ref.onnx_path)
     names = check_profiles(list(profiles))
+    from hackforge_edge.profiling.hardware import load_profile
+    from hackforge_edge.profiling.precision import bundle_accuracy, resolve_precisions
+
+    loaded = [load_profile(n) for n in names]
+    per_profile = resolve_precisions(loaded, precisions)
+    _check_price_override(requirements, [p.name for p in loaded])
+    accuracy, variants = bundle_accuracy(ref.bundle) if ref.bundle is not None else ({}, [])
+    if precisions is not None:          # measure only the variants asked for (fp32 is the reference)
+        variants = [v for v in variants if v["precision"] in precisions]
+    for v in variants:
+        v["file"] = ref.bundle.dir / v["path"]
     grid = resolve_grid(requirements.region, requirements.grid_intensity_g_per_kwh, requirements.pue)
 
     is_bundle = ref.bundle_dir is not None
@@ -76,7 +91,8 @@ def run_profile(target: str | os.PathLike, profiles: Sequence[str], requirements
     out_dir = Path(out) if out is not None else (ref.bundle_dir if is_bundle else ref.onnx_path.parent)
     profile = profile_model(ref.onnx_path, names, batch_sizes=batch_sizes, seq_len=seq_len,
                             input_shapes=input_shapes, meter=meter, all_modes=all_modes,
-                            runs=runs, warmup=warmup)
+                            runs=runs, warmup=warmup, precisions=per_profile,
+                            accuracy=accuracy, variants=variants)
     feasibility = evaluate(profile, requirements, grid, config)
     paths: dict[str, Path] = {"profile": profile.write(out_dir), "feasibility": feasibility.write(out_dir)}
     if report if report is not None else is_bundle:
@@ -89,6 +105,17 @@ def run_profile(target: str | os.PathLike, profiles: Sequence[str], requirements
         ref.bundle.refresh_manifest(command="hf-edge profile", rewritten=paths.values())
     return ProfileResult(profile=profile, feasibility=feasibility, grid=grid, out_dir=out_dir,
                          is_bundle=is_bundle, paths=paths)
+
+
+def _check_price_override(requirements: Requirements, names: Sequence[str]) -> None:
+    from hackforge_edge.errors import RequirementsError
+    from hackforge_edge.feasibility.points import MEASURED_PROFILE
+
+    known = [*names, MEASURED_PROFILE]
+    unknown = sorted(set(requirements.price_override or {}) - set(known))
+    if unknown:
+        raise RequirementsError(f"price_override names {', '.join(unknown)}: not a profile of this run "
+                                f"(profiles: {', '.join(known)})")
 
 
 def profile_and_report(bundle_dir: str | os.PathLike, profiles: Sequence[str] = DEFAULT_PROFILES,

@@ -46,6 +46,44 @@ class ReasonBlock(Part):
     reasons: list[str]
 
 
+class AnswerPoint(Part):
+    """One deployable option: a target at a mode and precision, what it needs and costs."""
+
+    profile: str
+    display_name: str | None = None
+    mode: str
+    precision: str
+    batch: int
+    verdict: Verdict
+    devices: int | None
+    latency_ms: float | None = Field(description="at the judged batch (projected or measured)")
+    kind: str = Field(description="projected | measured")
+    accuracy: float | None = Field(description="top-1 kept at this precision on target data")
+    accuracy_drop_pp: float | None
+    cost_total: float | None = Field(description="purchase + energy over the horizon")
+    cost_per_million: float | None
+    purchase: float | None = None
+    price_basis: str | None = None
+    energy_kwh_per_year: float | None
+    co2_kg_per_year: float | None
+
+
+class Answer(Part):
+    """The first screen: what to deploy for the workload, and the runners-up."""
+
+    workload: str = Field(description="the requirements in words")
+    ranked_by: str
+    recommended: AnswerPoint | None
+    none_reason: str | None = Field(None, description="why nothing is recommended")
+    runners_up: list[AnswerPoint] = Field(default_factory=list)
+    currency: str
+    horizon_years: float | None
+    model_accuracy: float | None = Field(description="FP32 top-1 on the target test split (metrics.json)")
+    training_kwh: float | None
+    training_co2_kg: float | None
+    training_kind: str | None = Field(description="measured | estimated (training_carbon.json)")
+
+
 class Report(Artifact):
     """report.json: the verdict table first, then the measurement, static analysis, model
     quality, training carbon, export validation, comparison, skipped projections and manifest
@@ -53,10 +91,12 @@ class Report(Artifact):
 
     FILENAME: ClassVar[str] = "report.json"
     # 2: typed entries and checks (version 1 was the untyped dict of hf-edge <= 0.1)
-    schema_version: Literal[2] = 2
+    # 3: ``answer`` (the recommendation, first on the page) and ``ranking``
+    schema_version: Literal[3] = 3
     generated_at: str | None = None
     bundle: str | None = Field(None, description="the bundle directory the report was built from")
     title: str
+    answer: Answer | None = Field(None, description="the recommendation for the workload")
     legend: dict[Kind, str]
     model: ModelInfo | None = None
     counts: dict[Verdict, int]

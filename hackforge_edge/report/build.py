@@ -23,6 +23,7 @@ from hackforge_edge.errors import BundleError
 from hackforge_edge.feasibility.artifact import Feasibility
 from hackforge_edge.profiling.artifact import Profile
 from hackforge_edge.report import run_sections, sections
+from hackforge_edge.report.answer import build_answer
 from hackforge_edge.report.artifact import Report
 from hackforge_edge.report.cells import LEGEND
 from hackforge_edge.report.inputs import ReportInputs, read_report_inputs
@@ -38,7 +39,8 @@ def assemble(inputs: ReportInputs, feasibility: Feasibility, *,
              generated_at: str | None = None) -> Report:
     """The report from its inputs (pure: no I/O)."""
     profile = inputs.profile
-    parts = [sections.verdict_table(feasibility), sections.local_table(profile),
+    parts = [sections.verdict_table(feasibility), sections.precision_table(feasibility),
+             sections.local_table(profile),
              sections.static_table(profile)]
     if inputs.quality is not None:
         parts += run_sections.quality_tables(inputs.quality)
@@ -55,7 +57,7 @@ def assemble(inputs: ReportInputs, feasibility: Feasibility, *,
         generated_at=generated_at, bundle=bundle_dir,
         title=f"Feasibility report: {Path(profile.model.path).name}"
               + (f" ({inputs.run_name})" if inputs.run_name else ""),
-        legend=LEGEND, model=profile.model, counts=feasibility.counts, summary=feasibility.summary,
+        answer=build_answer(feasibility, inputs), legend=LEGEND, model=profile.model, counts=feasibility.counts, summary=feasibility.summary,
         requirements=feasibility.requirements, thresholds=feasibility.config, rules=feasibility.rules,
         grid=feasibility.grid, reasons=sections.reasons(feasibility),
         figures={name: f"{FIGURES_DIR}/{name}.png" for name in figures}, figures_note=figures_note,

@@ -111,6 +111,18 @@ class VariantView:
     speedup_vs_fp32: float | None
     reasons: list[str]
     method: str | None
+    build: str = "n/a"          # how it was built: format, target engine, calibration samples
+
+
+def _build_text(build: dict) -> str:
+    st = build.get("settings") or {}
+    if "activation_type" in st:
+        text = (f"{st.get('quant_format', '')} {st['activation_type']} activations / "
+                f"{st.get('weight_type', '?')} weights" + (" per channel" if st.get("per_channel") else "")
+                + (f", for {st['engine']}" if st.get("engine") else ""))
+        n = build.get("calibration_samples", st.get("calibration_samples"))
+        return text + (f"; {st.get('calibrate_method', 'MinMax')} calibration on {n} samples" if n else "")
+    return str(build.get("method") or "n/a")
 
 
 @dataclass(frozen=True)
@@ -140,7 +152,8 @@ def validation_view(ev: dict[str, Any]) -> ValidationView:
                                     accuracy_fp32=acc.get("fp32"), accuracy_variant=acc.get("variant"),
                                     drop_pp=acc.get("drop_pp"), size_ratio=judged.get("size_ratio"),
                                     speedup_vs_fp32=lat.get("speedup_vs_fp32"),
-                                    reasons=list(judged.get("reasons") or []), method=acc.get("method")))
+                                    reasons=list(judged.get("reasons") or []), method=acc.get("method"),
+                                    build=_build_text(v.get("build") or {})))
     export = ev.get("export") or {}
     return ValidationView(method=ev.get("method", "ONNX Runtime vs PyTorch outputs on the same inputs"),
                           passed=bool(ev.get("passed")), atol=ev["atol"], rtol=ev["rtol"],

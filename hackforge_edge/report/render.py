@@ -57,22 +57,58 @@ def _md_reasons_and_figures(report: Report) -> list[str]:
     return lines
 
 
+def _g(x, nd: int = 0, unit: str = "") -> str:
+    return "n/a" if x is None else f"{x:,.{nd}f}{unit}"
+
+
+def _md_answer(report: Report) -> list[str]:
+    a = report.answer
+    if a is None:
+        return []
+    lines = ["## Recommendation", "", f"Workload: {a.workload}", ""]
+    p = a.recommended
+    if p is None:
+        return lines + [f"**No recommendation**: {a.none_reason}", ""]
+    acc = "not checked" if p.accuracy is None else f"{100 * p.accuracy:.1f} %"
+    lines += [f"**{p.display_name or p.profile}, mode {p.mode}, {p.precision.upper()}** ({p.verdict})", "",
+              f"- devices needed: {_g(p.devices)} (projected)",
+              f"- cost over {_g(a.horizon_years)} years: {_g(p.cost_total, 0, ' ' + a.currency)} "
+              f"(purchase {_g(p.purchase, 0, ' ' + a.currency)}, price {p.price_basis or 'n/a'}); "
+              f"{_g(p.cost_per_million, 2, ' ' + a.currency)} per million inferences (estimated)",
+              f"- energy per year: {_g(p.energy_kwh_per_year, 0, ' kWh')}; CO2 per year: "
+              f"{_g(p.co2_kg_per_year, 1, ' kg CO2e')} (estimated)",
+              f"- top-1 at {p.precision.upper()} on target data: {acc}; model top-1 (FP32): "
+              f"{'n/a' if a.model_accuracy is None else f'{100 * a.model_accuracy:.1f} %'}",
+              "- training carbon (once): " + ("n/a" if a.training_co2_kg is None else
+                                              f"{a.training_co2_kg:.3g} kg CO2e") + f" ({a.training_kind or 'n/a'})",
+              f"- ranked by {a.ranked_by}", ""]
+    if a.runners_up:
+        lines += ["| Runner-up | Mode | Precision | Verdict | Devices | Cost | Per million | kWh/yr | kg CO2e/yr |",
+                  "|---|---|---|---|---|---|---|---|---|"]
+        lines += [f"| {q.display_name or q.profile} | {q.mode} | {q.precision} | {q.verdict} | {_g(q.devices)} | "
+                  f"{_g(q.cost_total)} | {_g(q.cost_per_million, 2)} | {_g(q.energy_kwh_per_year)} | "
+                  f"{_g(q.co2_kg_per_year, 1)} |" for q in a.runners_up]
+        lines.append("")
+    return lines
+
+
 def render_markdown(report: Report) -> str:
     lines = [f"# {report.title}", ""]
     if report.generated_at:
         lines += [f"Generated {report.generated_at}" + (f" from `{report.bundle}`" if report.bundle else ""), ""]
+    lines += _md_answer(report)
     lines += ["Verdicts: " + ", ".join(f"{k} {v}" for k, v in report.counts.items()), ""]
-    lines += ["## Legend: kinds of numbers", ""]
-    lines += [f"- **[{KIND_TAG[k]}] {k}**: {v}" for k, v in report.legend.items()] + [""]
-    lines += ["## Requirements and thresholds", ""]
-    req = {k: v for k, v in report.requirements.model_dump().items() if v is not None}
-    lines += ["- requirements: " + ", ".join(f"{k}={v}" for k, v in req.items())]
-    lines += ["- thresholds: " + ", ".join(f"{k}={v}" for k, v in report.thresholds.model_dump().items())]
-    lines += [f"- rule {k}: {v}" for k, v in report.rules.items()] + [""]
     for i, t in enumerate(report.sections):
         lines += _md_table(t)
         if i == 0:
             lines += _md_reasons_and_figures(report)
+    lines += ["## Appendix: requirements, thresholds and rules", ""]
+    req = {k: v for k, v in report.requirements.model_dump().items() if v is not None}
+    lines += ["- requirements: " + ", ".join(f"{k}={v}" for k, v in req.items())]
+    lines += ["- thresholds: " + ", ".join(f"{k}={v}" for k, v in report.thresholds.model_dump().items())]
+    lines += [f"- rule {k}: {v}" for k, v in report.rules.items()] + [""]
+    lines += ["## Legend: kinds of numbers (appendix)", ""]
+    lines += [f"- **[{KIND_TAG[k]}] {k}**: {v}" for k, v in report.legend.items()] + [""]
     return "\n".join(lines).rstrip() + "\n"
 
 

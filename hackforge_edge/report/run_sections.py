@@ -74,14 +74,14 @@ def validation_tables(v: ValidationView) -> list[Table]:
     if v.variants:
         out.append(table("Variants (FP16 / INT8) judged on target data",
                          ["Variant", "Status", "Accuracy fp32", "Accuracy variant", "Drop (pp)",
-                          "Size vs fp32", "Speedup vs fp32", "Reasons"],
+                          "Size vs fp32", "Speedup vs fp32", "Built as", "Reasons"],
                          [[cell(x.name), cell(x.status),
                            cell(fmt(x.accuracy_fp32, nd=4), "measured", x.method),
                            cell(fmt(x.accuracy_variant, nd=4), "measured", x.method),
                            cell(fmt(x.drop_pp), "measured", x.method),
                            cell(fmt(x.size_ratio), "static", "file sizes"),
                            cell(fmt(x.speedup_vs_fp32), "measured", "onnxruntime CPU, batch 1, interleaved"),
-                           cell("; ".join(x.reasons) or "-")] for x in v.variants]))
+                           cell(x.build), cell("; ".join(x.reasons) or "-")] for x in v.variants]))
     return out
 
 

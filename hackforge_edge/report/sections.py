@@ -130,3 +130,37 @@ def skipped_table(profile: Profile) -> Table | None:
     return table("Projections skipped", ["Target", "Mode", "Precision", "Batch", "Reason"],
                  [[cell(s.profile), cell(s.mode or "-"), cell(s.precision), cell(str(s.batch)), cell(s.reason)]
                   for s in profile.skipped])
+
+
+def precision_table(feas: Feasibility) -> Table:
+    """Per target: the recommended mode and precision with the accuracy it kept, or why none."""
+    limit = feas.requirements.max_accuracy_drop_pp
+    by_key = {(e.profile, e.mode, e.precision, e.engine): e for e in feas.entries}
+    rows = []
+    for name, s in feas.summary.items():
+        r = s.recommended
+        if r is None:
+            rows.append([cell(name), cell("-"), cell("-"), Cell(text="none feasible", verdict="FAIL"),
+                         cell("n/a"), cell("n/a"), cell("n/a")])
+            continue
+        e = by_key[(name, r.mode, r.precision, r.engine)]
+        acc = e.accuracy
+        method = f"{acc.source} ({acc.kind})" if acc is not None else None
+        cost = e.cost
+        rows.append([
+            cell(name), cell(r.mode), cell(r.precision), Cell(text=r.verdict, verdict=r.verdict),
+            cell(fmt(r.throughput_per_s, "/s"), e.kind, f"batch / {e.kind} latency"),
+            cell("not checked" if r.accuracy is None else f"{100 * r.accuracy:.1f} %"
+                 + ("" if r.accuracy_drop_pp is None or r.precision == "fp32" else
+                    " (no loss vs FP32)" if r.accuracy_drop_pp <= 0 else
+                    f" ({r.accuracy_drop_pp:.2f} pp below FP32)"),
+                 "measured" if r.accuracy is not None else None, method),
+            cell("n/a" if cost is None else f"{cost.cost_per_million_inferences:.3g} {cost.currency}",
+                 "estimated" if cost is not None else None, cost.method if cost is not None else None)])
+    refused = sorted({e.recommendation_note for e in feas.entries if e.verdict != "FAIL" and not e.recommendable})
+    notes = [f"A precision is recommended only when its top-1 drop vs FP32 on held-out target data is "
+             f"known and <= {limit:g} pp; then best verdict, lowest cost per million, highest throughput."]
+    notes += [f"Not recommended: {n}" for n in refused]
+    return table("Best feasible precision per target",
+                 ["Target", "Mode", "Precision", "Verdict", "Throughput", "Top-1 kept", "Per million inferences"],
+                 rows, notes)
