@@ -31,11 +31,16 @@ def main(argv=None) -> int:
     batch_sizes = tuple(int(b) for b in args.batch_sizes.split(","))
 
     from hackforge_edge.profiling.calibrate import (
-        REFERENCE_MODELS, Point, export_reference, fit, measure_points, reference_seq_len,
+        REFERENCE_MODELS,
+        Point,
+        export_reference,
+        fit,
+        measure_points,
+        reference_seq_len,
     )
-    from hackforge_edge.profiling.static import analyze
     from hackforge_edge.profiling.hardware import detect_local
     from hackforge_edge.profiling.project import cache_bytes_of, layer_features, predict_seconds
+    from hackforge_edge.profiling.static import analyze
 
     profile = detect_local(threads=args.threads)
     t0 = time.perf_counter()

@@ -173,9 +173,8 @@ def fit_target(start: str, splits, seed: int, sz: Sizes) -> dict:
 
 def run_gate(start_path: str, tr, val, source_x, seed: int):
     from hackforge_edge.gate.decide import decide, load_thresholds
-    from hackforge_edge.gate.features import load_start
+    from hackforge_edge.gate.features import forward_features, load_start
     from hackforge_edge.recipes.gate import _probe_baseline, assess_starts
-    from hackforge_edge.gate.features import forward_features
 
     th = load_thresholds()["gate"]
     t0 = time.perf_counter()

@@ -72,7 +72,7 @@ def main(argv=None) -> int:
             times = interleaved_latency_ms(sessions, {"input": held[:1]}, args.runs, 3)
             fp32_ms = latency_summary(times[0])["median_ms"]
             rows.append((name, "FP32", "-", fp32_ms, 1.0, 100.0, "reference"))
-            for (label, (info, build_s)), sess, t in zip(variants.items(), sessions[1:], times[1:]):
+            for (label, (info, _build_s)), sess, t in zip(variants.items(), sessions[1:], times[1:]):
                 pred = np.concatenate([sess.run(None, {"input": held[i:i + 16]})[0]
                                        for i in range(0, len(held), 16)]).argmax(1)
                 agree = 100.0 * float((pred == ref).mean())

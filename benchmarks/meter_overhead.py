@@ -83,7 +83,7 @@ def main() -> None:
 
     def per_step(meter):
         def run() -> None:
-            for i in range(args.steps):
+            for _ in range(args.steps):
                 meter.begin("step")
                 step()
                 meter.end("step")

@@ -28,7 +28,6 @@ import math
 import os
 import statistics
 import subprocess
-import time
 from pathlib import Path
 
 STRATEGIES = ("scratch", "frozen", "finetune", "lora", "progressive", "ewc", "l2sp")

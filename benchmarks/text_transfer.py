@@ -182,9 +182,9 @@ def main(argv=None) -> int:
     import numpy as np
     import torch
 
+    from hackforge_edge.data.text_loader import TextSplit
     from hackforge_edge.energy.meter import make_meter
     from hackforge_edge.models.text import load_tokenizer, resolve_source
-    from hackforge_edge.data.text_loader import TextSplit
     from hackforge_edge.profiling import load_profile
 
     torch.set_num_threads(int(os.environ.get("OMP_NUM_THREADS", torch.get_num_threads())))

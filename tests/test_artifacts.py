@@ -5,9 +5,9 @@ from __future__ import annotations
 
 import json
 
+import bundle_fixtures as fx
 import pytest
 
-import bundle_fixtures as fx
 from hackforge_edge.bundle.registry import ARTIFACTS, available, json_schema
 from hackforge_edge.cli import main
 from hackforge_edge.errors import BundleError
@@ -66,9 +66,9 @@ def test_a_shape_the_pipeline_never_writes_is_refused(tmp_path):
 
 def test_state_dict_hash_is_stable_and_sensitive():
     torch = pytest.importorskip("torch")
+    from hackforge_edge.models.registry import create_model, reset_classifier
     from hackforge_edge.models.weights_hash import model_backbone_sha256 as backbone_sha256
     from hackforge_edge.models.weights_hash import state_dict_sha256
-    from hackforge_edge.models.registry import create_model, reset_classifier
 
     a = {"w": torch.arange(6.0).reshape(2, 3), "b": torch.zeros(3, dtype=torch.bfloat16)}
     h = state_dict_sha256(a)

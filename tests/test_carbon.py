@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import csv
 import json
-import tomllib
 from pathlib import Path
 
 import pytest
+import tomllib
 
 from hackforge_edge.energy.accounting import EMISSIONS_COLUMNS, PhaseLog, write_training_carbon
 from hackforge_edge.energy.carbon import co2_kg, regions, resolve_grid
@@ -144,6 +144,7 @@ def test_unreadable_phase_makes_totals_a_lower_bound(tmp_path):
 
 def test_phase_log_rejects_duplicates_and_meters_blocks():
     from test_meter import CounterBackend
+
     from hackforge_edge.energy.meter import Meter
 
     b = CounterBackend()

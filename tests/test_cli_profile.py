@@ -3,9 +3,8 @@
 import json
 import re
 
-import pytest
-
 import bundle_fixtures as fx
+import pytest
 from typer.testing import CliRunner
 
 from hackforge_edge.cli import app

@@ -5,10 +5,10 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import bundle_fixtures as fx
 import pytest
 from typer.testing import CliRunner
 
-import bundle_fixtures as fx
 from hackforge_edge.energy.compare import compare_bundles, comparison_markdown, render_comparison_table
 from hackforge_edge.errors import BundleError
 

@@ -3,7 +3,6 @@
 import json
 
 import pytest
-
 from test_cli_profile import FAST, _out, invoke
 
 from hackforge_edge.errors import HFEdgeError

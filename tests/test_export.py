@@ -17,10 +17,10 @@ torch = pytest.importorskip("torch")
 pytest.importorskip("onnxscript")
 from torch import nn  # noqa: E402
 
+from hackforge_edge.errors import ExportError  # noqa: E402
 from hackforge_edge.export import export_onnx, fold_lora, validate_export  # noqa: E402
 from hackforge_edge.export import onnx_export as onnx_export_mod  # noqa: E402
 from hackforge_edge.export.fold import has_lora  # noqa: E402
-from hackforge_edge.errors import ExportError  # noqa: E402
 
 
 class TinyCNN(nn.Module):

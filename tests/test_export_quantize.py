@@ -18,10 +18,15 @@ torch = pytest.importorskip("torch")
 pytest.importorskip("onnxscript")
 from torch import nn  # noqa: E402
 
-from hackforge_edge.export import (  # noqa: E402
-    accuracy_check, export_onnx, make_fp16, make_int8, measure_ort_latency, validate_variant,
-)
 from hackforge_edge.errors import ExportError  # noqa: E402
+from hackforge_edge.export import (  # noqa: E402
+    accuracy_check,
+    export_onnx,
+    make_fp16,
+    make_int8,
+    measure_ort_latency,
+    validate_variant,
+)
 
 
 def _cnn(seed: int) -> nn.Module:

@@ -8,7 +8,8 @@ import numpy as np
 import pytest
 
 from hackforge_edge.errors import DataError
-from hackforge_edge.gate import shift, transferability as tr
+from hackforge_edge.gate import shift
+from hackforge_edge.gate import transferability as tr
 
 
 @pytest.fixture(scope="module")
@@ -135,7 +136,7 @@ def test_logme_is_the_maximum_evidence():
     best = []
     for c in range(3):
         t = (y == c).astype(float)
-        res = minimize(lambda p: -tr.log_evidence(f, t, math.exp(p[0]), math.exp(p[1])), [0.0, 0.0],
+        res = minimize(lambda p, t=t: -tr.log_evidence(f, t, math.exp(p[0]), math.exp(p[1])), [0.0, 0.0],
                        method="Nelder-Mead", options={"xatol": 1e-10, "fatol": 1e-12, "maxiter": 5000})
         best.append(-res.fun / 40)
     assert tr.logme(f, y) == pytest.approx(np.mean(best), abs=1e-6)

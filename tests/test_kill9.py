@@ -18,9 +18,9 @@ import sys
 import time
 from pathlib import Path
 
+import bundle_fixtures as fx
 import pytest
 
-import bundle_fixtures as fx
 from hackforge_edge import bundle
 from hackforge_edge.cli import main
 
@@ -40,7 +40,8 @@ def _interrupted_runs(tmp_path: Path) -> dict[str, Path]:
     left: dict[str, Path] = {}
 
     def snapshot(name: str) -> None:
-        left[name] = shutil.copytree(out, tmp_path / name)
+        # temp files of an atomic write in progress are renamed away under us: not part of a state
+        left[name] = shutil.copytree(out, tmp_path / name, ignore=shutil.ignore_patterns(".*.tmp"))
 
     deadline = time.monotonic() + 300
     try:

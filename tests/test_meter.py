@@ -147,8 +147,8 @@ def test_factory_falls_back_to_estimate_with_reasons_in_order(tmp_path):
 
 def test_factory_order(tmp_path):
     # RAPL present -> no estimate; Jetson present -> Jetson alone (covers the whole module)
-    from test_rapl import make_powercap
     from test_jetson import make_hwmon_tree
+    from test_rapl import make_powercap
 
     make_powercap(tmp_path)
     meter = make_meter("auto", sysfs_root=str(tmp_path), nvml=FailingNVML())

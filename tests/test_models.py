@@ -8,7 +8,11 @@ torch = pytest.importorskip("torch")
 
 from hackforge_edge.errors import ModelError, UsageError  # noqa: E402
 from hackforge_edge.models.registry import (  # noqa: E402
-    MODELS, create_model, head_module_name, reset_classifier, split_parameters,
+    MODELS,
+    create_model,
+    head_module_name,
+    reset_classifier,
+    split_parameters,
 )
 
 # Smallest input each architecture accepts in train mode (BatchNorm needs >1 value per channel).

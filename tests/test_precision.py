@@ -2,10 +2,9 @@
 
 import json
 
+import bundle_fixtures as fx
 import numpy as np
 import pytest
-
-import bundle_fixtures as fx
 from test_cli_profile import FAST, _export, _out, invoke
 
 from hackforge_edge.errors import UsageError

@@ -2,13 +2,17 @@
 
 from __future__ import annotations
 
-import yaml
 import pytest
+import yaml
 from typer.testing import CliRunner
 
 from hackforge_edge.errors import HFEdgeError, ProfileError
 from hackforge_edge.profiling.hardware import (
-    detect_local, list_profiles, load_profile, local_data, profile_from_dict,
+    detect_local,
+    list_profiles,
+    load_profile,
+    local_data,
+    profile_from_dict,
 )
 
 SHIPPED = [n for n in list_profiles() if n != "local"]

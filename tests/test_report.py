@@ -32,9 +32,9 @@ def _write_bundle(d):
     from hackforge_edge.energy.carbon import resolve_grid
     from hackforge_edge.energy.meter import Measurement
     from hackforge_edge.export import export_onnx, validate_export
+    from hackforge_edge.export.artifact import ExportValidation
     from hackforge_edge.feasibility.requirements import Requirements
     from hackforge_edge.recipes.profile import run_profile
-    from hackforge_edge.export.artifact import ExportValidation
     from hackforge_edge.training.artifacts import Metrics
     from hackforge_edge.training.metrics import classification_metrics
 

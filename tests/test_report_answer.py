@@ -2,9 +2,8 @@
 
 import json
 
-import pytest
-
 import bundle_fixtures as fx
+import pytest
 from test_cli_profile import FAST, _export, _out, invoke
 from test_precision import _bundle_with_variants
 

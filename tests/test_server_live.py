@@ -20,9 +20,9 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from test_serving import LABELS, PRE, make_image_bundle  # one tiny bundle builder for both
 
 from hackforge_edge.bundle import sha256_file
-from test_serving import LABELS, PRE, make_image_bundle  # one tiny bundle builder for both
 
 httpx = pytest.importorskip("httpx")
 

@@ -21,8 +21,8 @@ import numpy as np
 import pytest
 
 from hackforge_edge.bundle import sha256_file, write_manifest
-from hackforge_edge.errors import HFEdgeError, ServingError
 from hackforge_edge.data.preprocess import ImagePreprocess
+from hackforge_edge.errors import HFEdgeError, ServingError
 
 LABELS = ["benign", "malignant"]
 PRE = ImagePreprocess(image_size=(32, 32))

@@ -13,7 +13,10 @@ pytest.importorskip("transformers")
 
 from hackforge_edge.errors import ModelError  # noqa: E402
 from hackforge_edge.models.text import (  # noqa: E402
-    TEXT_MODELS, create_text_model, minilm_dir, resolve_source,
+    TEXT_MODELS,
+    create_text_model,
+    minilm_dir,
+    resolve_source,
 )
 from hackforge_edge.strategies.registry import apply_strategy  # noqa: E402
 
@@ -78,7 +81,7 @@ def test_scratch_reinitialises_and_is_seeded():
     a, _ = apply_strategy(_tiny(seed=0), "scratch", seed=3)
     b, _ = apply_strategy(_tiny(seed=1), "scratch", seed=3)
     c = _tiny(seed=0)
-    for (n, pa), (_, pb), (_, pc) in zip(a.named_parameters(), b.named_parameters(), c.named_parameters()):
+    for (n, pa), (_, pb), (_, _pc) in zip(a.named_parameters(), b.named_parameters(), c.named_parameters()):
         assert torch.equal(pa, pb), n
     assert any(not torch.equal(pa, pc) for pa, pc in zip(a.parameters(), c.parameters()))
 

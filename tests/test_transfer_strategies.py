@@ -21,7 +21,10 @@ from hackforge_edge.strategies.l2sp import L2SPPenalty  # noqa: E402
 from hackforge_edge.strategies.layer_groups import layer_groups  # noqa: E402
 from hackforge_edge.strategies.progressive import STLR_RATIO, ProgressiveUnfreezing  # noqa: E402
 from hackforge_edge.strategies.registry import (  # noqa: E402
-    STRATEGIES, StrategyOptions, apply_strategy, build_hooks,
+    STRATEGIES,
+    StrategyOptions,
+    apply_strategy,
+    build_hooks,
 )
 from hackforge_edge.strategies.source_task import SourceTask, source_retention, source_task_problem  # noqa: E402
 from hackforge_edge.training.loop import iter_batches, train  # noqa: E402

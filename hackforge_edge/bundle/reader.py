@@ -17,7 +17,13 @@ from pathlib import Path
 from typing import Any, Iterable, TypeVar
 
 from hackforge_edge.bundle.files import (
-    LABELS, MANIFEST, MODEL, PREPROCESS, read_json, refresh_manifest, sha256_file,
+    LABELS,
+    MANIFEST,
+    MODEL,
+    PREPROCESS,
+    read_json,
+    refresh_manifest,
+    sha256_file,
 )
 from hackforge_edge.errors import BundleError, ModelFileError
 

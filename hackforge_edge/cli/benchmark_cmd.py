@@ -24,13 +24,12 @@ def benchmark(
 ) -> None:
     """Measure MODEL on this machine (onnxruntime CPU): latency percentiles, throughput, memory,
     energy per inference (measured by a meter when one is available, else estimated)."""
-    from hackforge_edge.cli._console import make_console
     from rich.table import Table
 
     from hackforge_edge.bundle import atomic_write_json, open_model
-    from hackforge_edge.profiling.measure import measure
-
+    from hackforge_edge.cli._console import make_console
     from hackforge_edge.cli._options import parse_batch_sizes, parse_input_shapes
+    from hackforge_edge.profiling.measure import measure
 
     ref = open_model(model, allow_incomplete=allow_incomplete)
 

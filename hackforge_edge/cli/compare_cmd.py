@@ -17,9 +17,8 @@ def compare(
                                           "manifest, with a warning (default: refuse them)."),
 ) -> None:
     """Compare transfer strategies across bundles: accuracy vs training energy and CO2."""
-    from hackforge_edge.cli._console import make_console
-
     from hackforge_edge.bundle import atomic_write_json, atomic_write_text
+    from hackforge_edge.cli._console import make_console
     from hackforge_edge.energy.compare import compare_bundles, comparison_markdown, render_comparison_table
 
     rows = compare_bundles(bundles, allow_incomplete=allow_incomplete)

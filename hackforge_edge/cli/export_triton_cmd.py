@@ -26,7 +26,8 @@ def export_triton(
     allow_incomplete: bool = typer.Option(False, help="Export a bundle that fails verification (warns)."),
 ) -> None:
     """Write OUT/<name>/config.pbtxt, OUT/<name>/1/model.onnx, labels.txt and a preprocessing note."""
-    from hackforge_edge.serving.triton import TritonOptions, export_triton as _export
+    from hackforge_edge.serving.triton import TritonOptions
+    from hackforge_edge.serving.triton import export_triton as _export
 
     opts = TritonOptions(name=name, max_batch_size=max_batch_size, dynamic_batching=dynamic_batching,
                          max_queue_delay_us=max_queue_delay_us, instance_kind=instance_kind,

@@ -15,9 +15,9 @@ def _fmt_peak(v) -> str:
 @app.command("list")
 def list_profiles_cmd() -> None:
     """Table of every profile: engine, fp32/fp16/int8 peaks (T(FL)OPS), memory, bandwidth, modes."""
-    from hackforge_edge.cli._console import make_console
     from rich.table import Table
 
+    from hackforge_edge.cli._console import make_console
     from hackforge_edge.profiling.hardware import list_profiles, load_profile
 
     table = Table(title="hardware profiles (peaks dense, at the default mode)")

@@ -100,7 +100,6 @@ def train_and_export(
     With no arguments: the embedded default (synthetic histopathology-like data, no download).
     """
     from hackforge_edge.cli._console import make_console
-
     from hackforge_edge.recipes import train_and_export as pipeline
 
     req = {"max_latency_ms": max_latency_ms, "percentile": percentile,

@@ -7,11 +7,16 @@ from pathlib import Path
 import numpy as np
 
 from hackforge_edge.data import imagefolder, synthetic
+from hackforge_edge.data.preprocess import ImagePreprocess
 from hackforge_edge.data.splits import (
-    DatasetSplits, Split, check_fraction, group_keys, split_indices, stratified_fraction,
+    DatasetSplits,
+    Split,
+    check_fraction,
+    group_keys,
+    split_indices,
+    stratified_fraction,
 )
 from hackforge_edge.errors import UsageError
-from hackforge_edge.data.preprocess import ImagePreprocess
 
 # Default synthetic split sizes (images). Small on purpose: the no-argument demo must finish
 # the whole pipeline in under 5 minutes on 2 CPU cores (numbers in the training module docs).

@@ -8,8 +8,8 @@ from typing import Any, Sequence
 
 import numpy as np
 
-from hackforge_edge.errors import DataError, UsageError
 from hackforge_edge.data.preprocess import ImagePreprocess
+from hackforge_edge.errors import DataError, UsageError
 
 SPLIT_NAMES = ("train", "val", "test")
 

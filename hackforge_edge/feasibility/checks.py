@@ -17,7 +17,14 @@ from __future__ import annotations
 
 from typing import Iterable
 
-from hackforge_edge.feasibility.artifact import Checks, LatencyCheck, MemoryCheck, PowerCheck, ThroughputCheck, Verdict
+from hackforge_edge.feasibility.artifact import (
+    Checks,
+    LatencyCheck,
+    MemoryCheck,
+    PowerCheck,
+    ThroughputCheck,
+    Verdict,
+)
 from hackforge_edge.feasibility.config import FeasibilityConfig
 from hackforge_edge.feasibility.points import OperatingPoint
 from hackforge_edge.feasibility.requirements import Requirements

@@ -32,9 +32,9 @@ from hackforge_edge.feasibility.artifact import (
     RankedTarget,
     Recommended,
 )
-from hackforge_edge.feasibility.cost import entry_cost
 from hackforge_edge.feasibility.checks import FAIL, MARGINAL, PASS, RANK, check_all, worst
 from hackforge_edge.feasibility.config import FeasibilityConfig
+from hackforge_edge.feasibility.cost import entry_cost
 from hackforge_edge.feasibility.energy import ENERGY_INCLUDED, workload_and_energy
 from hackforge_edge.feasibility.points import MEASURED_PROFILE, OperatingPoint, operating_points
 from hackforge_edge.feasibility.requirements import Requirements

@@ -55,7 +55,10 @@ def load_start(name: str, *, model: str, image_size: int, seed: int = 0, source_
     one. "none" is a seeded random init: the scratch reference.
     """
     from hackforge_edge.models.registry import (
-        _read_state_dict, create_model, get_spec, load_backbone,
+        _read_state_dict,
+        create_model,
+        get_spec,
+        load_backbone,
     )
 
     check_start(name)
@@ -77,7 +80,7 @@ def load_start(name: str, *, model: str, image_size: int, seed: int = 0, source_
         m = create_model(model, 1000, "none", seed=seed)
         try:
             state, tag = _imagenet_state(model)
-        except Exception as exc:  # URLError, OSError, hash mismatch: all mean "no weights here"
+        except Exception as exc:  # noqa: BLE001 - URLError, OSError, hash mismatch: all mean "no weights here"
             raise ModelError(f"start 'imagenet': torchvision's weights for {model} could not be "
                              f"loaded ({type(exc).__name__}: {exc})") from None
         loaded = load_backbone(m, state, "ImageNet weights")

@@ -18,7 +18,6 @@ numbers are evidence in the gate report, never the decision (see ``decide.py``).
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass
-from math import comb
 from typing import Any
 
 import numpy as np

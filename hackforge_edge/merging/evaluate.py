@@ -79,7 +79,7 @@ def evaluate_models(tasks: Sequence[Task], inputs: Sequence[nn.Module], models: 
                       for j, (t, x, y) in enumerate(tests)}
     if ensemble:
         row = {}
-        for j, (t, x, y) in enumerate(tests):
+        for j, (t, _x, y) in enumerate(tests):
             ps = [p for (i, jj), p in probs_cache.items() if jj == j]
             row[t.name] = _short(classification_metrics(y, np.mean(ps, axis=0), class_names=t.labels),
                                  len(y)) if ps else None

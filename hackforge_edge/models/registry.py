@@ -174,7 +174,7 @@ def _read_state_dict(path: Path) -> dict[str, Any]:
 
     try:
         obj = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as exc:  # pickle/zip/format errors differ by torch version; report one line
+    except Exception as exc:  # noqa: BLE001 - pickle/zip/format errors differ by torch version; report one line
         raise ModelError(f"--weights {path}: not a readable PyTorch state_dict ({type(exc).__name__}: {exc})") from None
     if isinstance(obj, dict):
         for key in ("state_dict", "model_state_dict", "model"):
@@ -269,7 +269,7 @@ def _load_imagenet(model: "nn.Module", spec: ModelSpec, num_classes: int, seed: 
     try:
         wenum = torchvision.models.get_model_weights(spec.name).DEFAULT
         pretrained = torchvision.models.get_model(spec.name, weights=wenum)
-    except Exception as exc:  # URLError, OSError, HTTPError, hash mismatch: all mean "no weights"
+    except Exception as exc:  # noqa: BLE001 - URLError, OSError, HTTPError, hash mismatch: all mean "no weights"
         raise ModelError(f"ImageNet weights for {spec.name} could not be downloaded "
                          f"({type(exc).__name__}: {exc}); use --weights none, --weights source "
                          f"(no download) or --weights PATH") from None

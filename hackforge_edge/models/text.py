@@ -185,7 +185,7 @@ def load_tokenizer(src: TextSource, train_texts: list[str], max_length: int) -> 
             from transformers import AutoTokenizer
 
             hf = AutoTokenizer.from_pretrained(src.tokenizer)
-        except Exception as exc:  # OSError offline, ValueError for unknown formats
+        except Exception as exc:  # noqa: BLE001 - OSError offline, ValueError for unknown formats
             raise _hub_error(src, exc) from None
         if not getattr(hf, "is_fast", False):
             raise ModelError(f"{src.name}: its tokenizer has no fast (tokenizers) version to serve with")
@@ -249,7 +249,6 @@ def _encoder(src: TextSource, config, num_classes: int, seed: int) -> tuple["nn.
     """(encoder or full sequence classifier, pooling) with weights as ``src`` says."""
     import torch
     from transformers import AutoModel, AutoModelForSequenceClassification
-
     from transformers.utils import logging as hf_logging
 
     hf_logging.disable_progress_bar()  # the CLI shows its own progress; no per-load bars on stderr

@@ -86,7 +86,8 @@ def assess_starts(starts: list, target_x: np.ndarray, target_y: np.ndarray,
                   reference: str = "none", device: str = "cpu") -> list:
     """StartEvidence for every loaded start (``gate.features.CandidateStart``) on float32 NCHW
     target images with labels, and source images for shift statistics (or None)."""
-    from hackforge_edge.gate import shift, transferability as tr
+    from hackforge_edge.gate import shift
+    from hackforge_edge.gate import transferability as tr
     from hackforge_edge.gate.decide import StartEvidence
     from hackforge_edge.gate.features import forward_features
 
@@ -260,7 +261,12 @@ def preflight(*, model: str, weights: str, splits, image_size: int, seed: int, m
     train and scored on val (accuracy, fraction).
     """
     from hackforge_edge.gate.decide import (
-        HURTS, TransferRefused, better_start, decide, describe_start, load_thresholds,
+        HURTS,
+        TransferRefused,
+        better_start,
+        decide,
+        describe_start,
+        load_thresholds,
     )
     from hackforge_edge.gate.features import forward_features, load_start
     from hackforge_edge.gate.monitor import TransferMonitor

@@ -18,10 +18,10 @@ from pathlib import Path
 from typing import Any
 
 from hackforge_edge import bundle
-from hackforge_edge.export.artifact import ExportValidation
-from hackforge_edge.training.artifacts import Metrics
 from hackforge_edge.errors import BundleError, UsageError
+from hackforge_edge.export.artifact import ExportValidation
 from hackforge_edge.recipes.profile import DEFAULT_PROFILES
+from hackforge_edge.training.artifacts import Metrics
 
 
 @dataclass

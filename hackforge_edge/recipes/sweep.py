@@ -118,7 +118,7 @@ def run_cell(spec_doc: dict, cell_doc: dict, root: str, threads: int) -> dict[st
     t0 = time.perf_counter()
     try:
         record = _train_cell(spec, cell, threads=threads, t0=t0)
-    except Exception as exc:  # recorded with its error; the sweep continues
+    except Exception as exc:  # noqa: BLE001 - recorded with its error; the sweep continues
         log.warning("cell %s failed: %s", cell.id, exc)
         record = failed_record(spec, cell, exc, wall_s=time.perf_counter() - t0, threads=threads)
     sd.write_cell(record)

@@ -133,8 +133,8 @@ def _check_inputs(cfg: TrainExportConfig, task) -> None:
 
     check_strategy_inputs(cfg)  # progressive/ewc/l2sp ranges, ewc's need for source data
     if not cfg.skip_profile:
-        from hackforge_edge.profiling.preflight import check_profiles
         from hackforge_edge.profiling import load_profile
+        from hackforge_edge.profiling.preflight import check_profiles
 
         for name in check_profiles(list(cfg.profiles)):
             load_profile(name)  # a user YAML is validated here, naming the file and field
@@ -197,7 +197,7 @@ def _execute(cfg, task, out: Path, started_at: str, req, grid, splits, say, gate
     t = train_one(cfg, splits, run_name=out.name, say=say, task=task,
                   extra_hooks=list(gate.hooks) if gate else [])
     model, params, result, metrics = t.model, t.params, t.result, t.metrics
-    meter, phases, source_info, weights = t.meter, t.phases, t.source_info, t.weights
+    meter, phases, source_info = t.meter, t.phases, t.source_info
     tdp_w, tdp_origin, lr = t.tdp_w, t.tdp_origin, cfg.lr
     weights_info, hooks = t.weights_info, t.hooks
     metrics_doc = Metrics.from_evaluation(
@@ -371,13 +371,13 @@ def train_one(cfg: TrainExportConfig, splits, *, run_name: str, say: Callable[[s
     model, params = apply_strategy(model, cfg.strategy, options=strategy_steps.strategy_options(cfg))
     say(f"strategy {cfg.strategy}: {params.trainable_params:,} of {params.total_params:,} parameters trainable")
     source_task = strategy_steps.load_source(cfg)
-    hooks = strategy_steps.make_hooks(cfg, model, source_task, phases, say) + list(extra_hooks or [])
+    hooks = strategy_steps.make_hooks(cfg, model, source_task, phases, say)
 
     lr = cfg.lr
     with phases.phase("target_transfer"):
         result = train(model, splits, epochs=cfg.epochs, lr=lr, batch_size=cfg.batch_size,
-                       seed=cfg.seed, device=cfg.device, progress=cfg.progress, hooks=hooks,
-                       augment=task.augment)
+                       seed=cfg.seed, device=cfg.device, progress=cfg.progress,
+                       hooks=hooks + list(extra_hooks or []), augment=task.augment)
         metrics = evaluate(model, splits.test, preprocess=splits.preprocess,
                            class_names=splits.class_names, device=cfg.device)
     retention = strategy_steps.retention(cfg, model, source_task, splits.class_names, phases, say)

@@ -38,8 +38,8 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from hackforge_edge import __version__
 from hackforge_edge.bundle import LABELS, MODEL, PREPROCESS, open_model, sha256_file
-from hackforge_edge.errors import BundleError, HFEdgeError, ServingError
 from hackforge_edge.data.preprocess import ImagePreprocess
+from hackforge_edge.errors import BundleError, HFEdgeError, ServingError
 from hackforge_edge.serving.batching import MicroBatcher
 from hackforge_edge.serving.inputs import (
     RequestError,
@@ -55,9 +55,9 @@ from hackforge_edge.serving.inputs import (
 )
 from hackforge_edge.serving.metrics import MetricsMiddleware, ServingMetrics
 from hackforge_edge.serving.providers import provider_options, resolve_providers
+from hackforge_edge.serving.settings import ServeSettings, load_settings
 from hackforge_edge.serving.tabular_inputs import TabularSpec, format_tabular, rows_to_batch
 from hackforge_edge.serving.text_inputs import is_text_preprocess, load_text_preprocess, texts_feed
-from hackforge_edge.serving.settings import ServeSettings, load_settings
 
 log = logging.getLogger("hackforge_edge.serving")
 
@@ -179,7 +179,7 @@ class ModelHost:
                 self.session.run(None, feed)
             self.warmup = {"done": True, "ok": True, "runs": self.settings.warmup_runs,
                            "seconds": round(time.perf_counter() - t0, 4)}
-        except Exception as exc:  # recorded and logged; the model still serves real requests
+        except Exception as exc:  # noqa: BLE001 - recorded and logged; the model still serves real requests
             self.warmup = {"done": True, "ok": False, "error": _one_line(exc),
                            "seconds": round(time.perf_counter() - t0, 4)}
             log.warning("warm-up failed: %s", self.warmup["error"])
@@ -256,7 +256,7 @@ class ModelHost:
         t = time.perf_counter()
         try:
             outs = self.session.run(None, feed)
-        except Exception as exc:  # a feed that passed validation yet fails in the graph
+        except Exception as exc:  # noqa: BLE001 - a feed that passed validation yet fails in the graph
             raise RequestError(f"the model rejected this input: {_one_line(exc)}", 422,
                                "inference_failed") from None
         return outs, time.perf_counter() - t

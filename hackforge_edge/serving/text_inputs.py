@@ -36,7 +36,7 @@ def load_text_preprocess(ref, pre: dict):
         return TextPreprocess.from_json(pre, path)
     except (KeyError, TypeError, ValueError) as exc:
         raise BundleError(f"{path}: invalid text preprocessing ({type(exc).__name__}: {exc})") from None
-    except Exception as exc:  # tokenizers raises its own Exception subclass on a bad file
+    except Exception as exc:  # noqa: BLE001 - tokenizers raises its own Exception subclass on a bad file
         raise BundleError(f"{path}: not a readable tokenizers file ({exc})") from None
 
 

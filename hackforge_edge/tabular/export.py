@@ -33,7 +33,7 @@ def export_pipeline(pipeline, n_features: int, path: Path, problem: str) -> dict
     try:
         onx = convert_sklearn(pipeline, initial_types=[(INPUT_NAME, FloatTensorType([None, n_features]))],
                               options=options)
-    except Exception as exc:  # skl2onnx raises many types for unsupported models
+    except Exception as exc:  # noqa: BLE001 - skl2onnx raises many types for unsupported models
         raise ExportError(f"skl2onnx could not convert the model: {type(exc).__name__}: {exc}") from None
     path.parent.mkdir(parents=True, exist_ok=True)
     onnx.save(onx, str(path))

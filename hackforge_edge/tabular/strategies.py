@@ -15,7 +15,6 @@ squared error for regression, log-loss for classification); the chosen values ar
 
 from __future__ import annotations
 
-
 import numpy as np
 
 from hackforge_edge.errors import DataError, UsageError

@@ -18,10 +18,10 @@ from typing import TYPE_CHECKING, Any, Iterator, Protocol, Sequence
 
 import numpy as np
 
+from hackforge_edge.data.preprocess import ImagePreprocess
 from hackforge_edge.data.splits import DatasetSplits, Split
 from hackforge_edge.errors import UsageError
 from hackforge_edge.training.metrics import classification_metrics
-from hackforge_edge.data.preprocess import ImagePreprocess
 
 if TYPE_CHECKING:
     import torch
