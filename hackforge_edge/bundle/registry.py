@@ -19,6 +19,10 @@ ARTIFACTS: dict[str, str] = {
     "profile.json": "hackforge_edge.profiling.artifact:Profile",
     "feasibility.json": "hackforge_edge.feasibility.artifact:Feasibility",
     "report.json": "hackforge_edge.report.artifact:Report",
+    "gate.json": "hackforge_edge.gate.report:GateReport",
+    "gate_tabular.json": "hackforge_edge.gate.tabular:TabularShiftReport",
+    "tasks.json": "hackforge_edge.merging.artifacts:TasksFile",
+    "merge_eval.json": "hackforge_edge.merging.artifacts:MergeEval",
 }
 
 

@@ -25,6 +25,13 @@ def gate(
     train_images: Optional[int] = typer.Option(None, help="Target training images for synthetic data "
                                                "(default 160)."),
     out: Optional[str] = typer.Option(None, help="Directory for gate.json (default runs/gate-<time>)."),
+    task: str = typer.Option("image", help="image | tabular (shift statistics on a table's raw "
+                             "features: --data, --source-data, --target-column)."),
+    data: Optional[str] = typer.Option(None, help="Tabular: the target CSV or sklearn:breast_cancer "
+                                       "(default), sklearn:diabetes, sklearn:wine."),
+    source_data: Optional[str] = typer.Option(None, help="Tabular: the source population's CSV."),
+    target_column: Optional[str] = typer.Option(None, help="Tabular: the label/value column."),
+    problem: Optional[str] = typer.Option(None, help="Tabular: classification | regression."),
 ) -> None:
     """Rank candidate starts and predict, for each, whether transfer helps, is uncertain or hurts
     against training from scratch; writes gate.json and prints a table."""
@@ -33,6 +40,14 @@ def gate(
     from hackforge_edge.cli._console import make_console
     from hackforge_edge.recipes.gate import GateConfig, run_gate
 
+    if task == "tabular":
+        _tabular(data, source_data, target_column, problem, seed,
+                 out or f"runs/gate-tabular-{time.strftime('%Y%m%d-%H%M%S')}")
+        return
+    if task != "image":
+        from hackforge_edge.errors import UsageError
+
+        raise UsageError(f"--task must be image or tabular, got {task!r}")
     starts = tuple(w.strip() for item in weights for w in item.split(",") if w.strip())
     cfg = GateConfig(target=target, source=None if source in (None, "none") else source, model=model,
                      weights=starts, image_size=image_size, seed=seed, device=device,
@@ -43,6 +58,30 @@ def gate(
     console.print(gate_table(report))
     console.print(f"rule: {report.decision_rule}")
     console.print(f"recommended start: {report.recommended}   gate.json: {path}")
+
+
+def _tabular(data, source_data, target_column, problem, seed, out) -> None:
+    from rich.table import Table
+
+    from hackforge_edge.cli._console import make_console
+    from hackforge_edge.gate.tabular import run_tabular_gate
+
+    report, path = run_tabular_gate(data or "sklearn:breast_cancer", source_data=source_data,
+                                    target_column=target_column, problem=problem, seed=seed, out=out)
+    table = Table(title=f"Shift between source and target ({report.dataset}, {report.n_source} source "
+                        f"/ {report.n_target} target rows, {report.n_features} features)")
+    for col in ("statistic", "value", "evidence"):
+        table.add_column(col)
+    table.add_row("MMD^2 (RBF, median bandwidth)", f"{report.mmd['mmd2']:.4f}",
+                  f"permutation p = {report.mmd['p_value']:.3g}")
+    table.add_row("proxy A-distance", f"{report.pad['pad']:.3f}",
+                  f"domain classifier error {report.pad['domain_error']:.3f}")
+    table.add_row("KS, features shifted (BH)", f"{report.ks['n_shifted']} of {report.ks['n_features']}",
+                  ", ".join(f"{f['feature']} ({f['ks_statistic']:.2f})" for f in report.shifted_features[:5]))
+    console = make_console(highlight=False)
+    console.print(table)
+    console.print(report.note)
+    console.print(f"{report.FILENAME}: {path}")
 
 
 def gate_table(report):
