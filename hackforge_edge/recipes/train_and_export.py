@@ -17,7 +17,11 @@ from typing import Any, Callable
 from hackforge_edge import bundle
 from hackforge_edge.errors import UsageError
 from hackforge_edge.recipes.profile import DEFAULT_PROFILES
-from hackforge_edge.training.defaults import DEFAULTS, TEXT_DEFAULTS  # no-argument recipes (no numpy/torch)
+from hackforge_edge.training.defaults import (  # no-argument recipes (no numpy/torch)
+    DEFAULTS,
+    STRATEGY_DEFAULTS,
+    TEXT_DEFAULTS,
+)
 
 log = logging.getLogger(__name__)
 VARIANTS = ("fp16", "int8", "fused")  # fused: onnxruntime's transformer optimizer (text models)
@@ -44,13 +48,13 @@ class TrainExportConfig:
     lora_alpha: float = DEFAULTS.lora_alpha
     group_pattern: str | None = None
     # transfer strategies (progressive, ewc, l2sp): see hackforge_edge.strategies
-    unfreeze_every: int = 1
-    lr_decay: float = 2.6
-    slanted_triangular: bool = False
-    ewc_lambda: float = 1000.0
-    ewc_gamma: float = 1.0
-    l2sp_alpha: float = 0.1
-    l2sp_beta: float = 0.01
+    unfreeze_every: int = STRATEGY_DEFAULTS.unfreeze_every
+    lr_decay: float = STRATEGY_DEFAULTS.lr_decay
+    slanted_triangular: bool = STRATEGY_DEFAULTS.slanted_triangular
+    ewc_lambda: float = STRATEGY_DEFAULTS.ewc_lambda
+    ewc_gamma: float = STRATEGY_DEFAULTS.ewc_gamma
+    l2sp_alpha: float = STRATEGY_DEFAULTS.l2sp_alpha
+    l2sp_beta: float = STRATEGY_DEFAULTS.l2sp_beta
     source_data: str | None = None     # source ImageFolder behind --weights PATH (EWC, retention)
     variants: tuple[str, ...] = ()
     profiles: tuple[str, ...] = DEFAULT_PROFILES

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import Iterable, Sequence
 
+from hackforge_edge.feasibility.checks import fmt_bytes  # noqa: F401  (one definition; report modules import it from here)
 from hackforge_edge.report.artifact import Cell, Kind, Table
 
 LEGEND: dict[Kind, str] = {
@@ -33,13 +34,6 @@ def fmt(v: float | None, unit: str = "", nd: int = 3) -> str:
     return f"{s} {unit}".rstrip()
 
 
-def fmt_bytes(v: float | None) -> str:
-    if v is None:
-        return "n/a"
-    for unit, div in (("GiB", 2**30), ("MiB", 2**20), ("KiB", 2**10)):
-        if abs(v) >= div:
-            return f"{v / div:.3g} {unit}"
-    return f"{v:.0f} B"
 
 
 def as_kind(kind: str | None) -> Kind | None:

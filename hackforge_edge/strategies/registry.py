@@ -21,6 +21,7 @@ from typing import TYPE_CHECKING, Any, Callable
 
 from hackforge_edge.errors import ModelError, UsageError
 from hackforge_edge.models.registry import create_model, head_module_name
+from hackforge_edge.training.defaults import STRATEGY_DEFAULTS
 
 if TYPE_CHECKING:
     from torch import nn
@@ -39,15 +40,15 @@ class StrategyOptions:
     seed: int = 0  # seeds scratch's re-initialisation
     # progressive: one more layer group unfreezes every `unfreeze_every` epochs; group l of L
     # trains at lr / lr_decay ** (L - l); slanted_triangular swaps the cosine decay for STLR
-    unfreeze_every: int = 1
-    lr_decay: float = 2.6
-    slanted_triangular: bool = False
+    unfreeze_every: int = STRATEGY_DEFAULTS.unfreeze_every
+    lr_decay: float = STRATEGY_DEFAULTS.lr_decay
+    slanted_triangular: bool = STRATEGY_DEFAULTS.slanted_triangular
     # ewc: lambda / 2 * sum F (theta - theta*)^2; gamma decays earlier tasks' Fisher (online)
-    ewc_lambda: float = 1000.0
-    ewc_gamma: float = 1.0
+    ewc_lambda: float = STRATEGY_DEFAULTS.ewc_lambda
+    ewc_gamma: float = STRATEGY_DEFAULTS.ewc_gamma
     # l2sp: alpha / 2 * ||w_S - w_S^0||^2 + beta / 2 * ||w_head||^2
-    l2sp_alpha: float = 0.1
-    l2sp_beta: float = 0.01
+    l2sp_alpha: float = STRATEGY_DEFAULTS.l2sp_alpha
+    l2sp_beta: float = STRATEGY_DEFAULTS.l2sp_beta
 
     def __post_init__(self):
         from hackforge_edge.strategies.options_check import check_transfer_options

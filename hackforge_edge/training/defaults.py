@@ -59,3 +59,20 @@ class TextRecipe:
 
 
 TEXT_DEFAULTS = TextRecipe()
+
+
+@dataclass(frozen=True)
+class StrategyDefaults:
+    """Defaults of the progressive, EWC and L2-SP settings, shared by ``train-and-export``'s
+    config and ``strategies.registry.StrategyOptions`` (one place, so the two cannot drift)."""
+
+    unfreeze_every: int = 1      # epochs between unfreezing one more layer group
+    lr_decay: float = 2.6        # ULMFiT's discriminative factor (Howard & Ruder 2018)
+    slanted_triangular: bool = False
+    ewc_lambda: float = 1000.0
+    ewc_gamma: float = 1.0       # online EWC: 1 keeps earlier tasks' Fisher undecayed
+    l2sp_alpha: float = 0.1
+    l2sp_beta: float = 0.01
+
+
+STRATEGY_DEFAULTS = StrategyDefaults()
