@@ -163,37 +163,55 @@ def request_for(mode: str, jpeg: bytes, x: np.ndarray) -> tuple[bytes, dict[str,
 
 def served_load(base: str, body: bytes, headers: dict[str, str], clients: int, seconds: float,
                 server_pid: int) -> dict:
-    import httpx
+    """``clients`` threads, each on one keep-alive connection, POST ``body`` for ``seconds``.
+
+    The clients use the standard library's ``http.client``: the load generator shares this
+    machine's cores with the server, and httpx spends ~1.5 ms of CPU per request where
+    ``http.client`` spends a fraction of that, CPU the server would otherwise lose. Every
+    response is still parsed (JSON) and checked.
+    """
+    import http.client
+    from urllib.parse import urlsplit
+
     import psutil
 
     server = psutil.Process(server_pid)
+    where = urlsplit(base)
     lat: list[list[float]] = [[] for _ in range(clients)]
     infer: list[list[float]] = [[] for _ in range(clients)]
     errors: list[str] = []
     labels: set[str] = set()
     stop = time.perf_counter() + seconds
     lock = threading.Lock()
+    send_headers = {**headers, "Content-Length": str(len(body))}
 
     def worker(i: int) -> None:
-        with httpx.Client(base_url=base, timeout=60) as c:
+        conn = http.client.HTTPConnection(where.hostname, where.port, timeout=60)
+        try:
             while time.perf_counter() < stop:
                 t = time.perf_counter()
                 try:
-                    r = c.post("/v1/predict", content=body, headers=headers)
-                except httpx.HTTPError as exc:
+                    conn.request("POST", "/v1/predict", body=body, headers=send_headers)
+                    r = conn.getresponse()
+                    payload = r.read()
+                except (OSError, http.client.HTTPException) as exc:
                     with lock:
                         errors.append(type(exc).__name__)
+                    conn.close()
+                    conn = http.client.HTTPConnection(where.hostname, where.port, timeout=60)
                     continue
                 dt = time.perf_counter() - t
-                if r.status_code != 200:
+                if r.status != 200:
                     with lock:
-                        errors.append(str(r.status_code))
+                        errors.append(str(r.status))
                     continue
-                data = r.json()
+                data = json.loads(payload)
                 lat[i].append(dt)
                 infer[i].append(data["latency_ms"]["inference"] / 1000)
                 with lock:
                     labels.add(data["predictions"][0]["label"])
+        finally:
+            conn.close()
 
     cpu0 = sum(server.cpu_times()[:2])
     client_cpu0 = sum(os.times()[:2])

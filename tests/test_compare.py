@@ -82,7 +82,9 @@ def test_cli_compare_writes_outputs(bundles, tmp_path):
     from hackforge_edge.cli import app
 
     out = tmp_path / "cmp"
-    result = CliRunner().invoke(app, ["compare", *map(str, bundles), "--out", str(out)])
+    # a wide terminal, so Rich never elides a column (the width differs under pytest-xdist)
+    result = CliRunner().invoke(app, ["compare", *map(str, bundles), "--out", str(out)],
+                                env={"COLUMNS": "200"})
     assert result.exit_code == 0, result.output
     assert "lora" in result.output
     assert len(json.loads((out / "compare.json").read_text())["rows"]) == 3

@@ -25,6 +25,11 @@ def test_synthetic_is_seeded_uint8_rgb_and_balanced():
     assert np.array_equal(a, b) and np.array_equal(la, lb)
     assert not np.array_equal(a, c)
     assert sorted(np.bincount(la).tolist()) == [5, 5]
+    # the per-process cache hands out copies and matches a fresh, uncached render
+    a[:] = 0
+    again, _ = synthetic.generate(10, image_size=24, domain="target", seed=3)
+    fresh, _ = synthetic._generate(10, image_size=24, domain="target", seed=3)
+    assert np.array_equal(again, b) and np.array_equal(fresh, b)
 
 
 def test_domains_differ_in_stain_and_sharpness():

@@ -175,6 +175,7 @@ def test_yaml_spec_flags_override_and_examples_validate(tmp_path):
                                                       out="elsewhere").result_hash()
 
 
+@pytest.mark.integration  # starts a local Ray instance (~15 s); Ray is the `distributed` extra
 def test_ray_rows_match_a_local_run(tmp_path, monkeypatch):
     ray = pytest.importorskip("ray")
     # Ray's workers are started from this process's environment: let them import the package

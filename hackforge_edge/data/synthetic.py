@@ -19,6 +19,7 @@ OD = c_H * h_vec + c_E * e_vec, RGB = 255 * exp(-OD), so a stain shift behaves l
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass
+from functools import lru_cache
 
 import numpy as np
 
@@ -156,8 +157,26 @@ def generate(n: int, *, image_size: int, domain: str | Domain, seed: int, stream
     Deterministic in (n, image_size, domain, seed, stream, malignant_fraction,
     GENERATOR_VERSION). ``stream`` separates splits drawn with the same seed (train/val/test),
     so changing one split's size never changes another split's images. Classes are balanced
-    to within one image and shuffled.
+    to within one image and shuffled. A named domain's tiles are rendered once per process (a
+    sweep asks for the same splits in every cell); every caller gets its own copy.
     """
+    if isinstance(domain, str):
+        images, labels = _generate_cached(n, image_size, domain, seed, stream, malignant_fraction)
+        return images.copy(), labels.copy()
+    return _generate(n, image_size=image_size, domain=domain, seed=seed, stream=stream,
+                     malignant_fraction=malignant_fraction)
+
+
+@lru_cache(maxsize=12)
+def _generate_cached(n: int, image_size: int, domain: str, seed: int, stream: int,
+                     malignant_fraction: float) -> tuple[np.ndarray, np.ndarray]:
+    return _generate(n, image_size=image_size, domain=domain, seed=seed, stream=stream,
+                     malignant_fraction=malignant_fraction)
+
+
+def _generate(n: int, *, image_size: int, domain: str | Domain, seed: int, stream: int = 0,
+              malignant_fraction: float = 0.5) -> tuple[np.ndarray, np.ndarray]:
+    """The renderer behind :func:`generate` (uncached)."""
     dom = DOMAINS[domain] if isinstance(domain, str) else domain
     # the domain name is part of the stream so source and target never share tiles
     rng = np.random.default_rng([seed, GENERATOR_VERSION, sum(map(ord, dom.name)), stream])

@@ -7,6 +7,7 @@ cast to float32; the caller's model keeps its adapters, dtype and trainable flag
 from __future__ import annotations
 
 import copy
+import sys
 
 import torch
 from torch import nn
@@ -33,6 +34,8 @@ def _peft_wrapper_classes() -> tuple[type, ...]:
 
 def has_lora(model: nn.Module) -> bool:
     """True when ``model`` (or any submodule) is a PEFT model or holds a PEFT tuner layer."""
+    if "peft" not in sys.modules:
+        return False  # a PEFT layer cannot exist before peft is imported (and importing it costs ~2 s)
     wrappers = _peft_wrapper_classes()
     tuner = _tuner_layer_cls()
     for module in model.modules():
