@@ -14,7 +14,8 @@ With ``HF_EDGE_API_KEY`` set, every route except /healthz and /readyz needs
 The session is created in the lifespan (a broken model stops start-up with a one-line error)
 and warmed up in a background thread, so /healthz answers while a slow first run (TensorRT
 engine build) happens. ``session.run`` is thread-safe and releases the GIL: predictions run in
-Starlette's threadpool, leaving the event loop free.
+a pool of as many threads as runs may execute at once (:class:`RunPool`), leaving the event
+loop free.
 """
 
 from __future__ import annotations
@@ -125,50 +126,43 @@ class GuardMiddleware:
 # ---------------------------------------------------------------------- the app
 
 
-def create_app(model_path: str | Path, *, providers: Sequence[str] | None = None,
-               settings: ServeSettings | None = None, allow_incomplete: bool = False) -> FastAPI:
-    """Build the FastAPI app serving ``model_path`` (a bundle directory or an .onnx file).
+class RunPool:
+    """The threads that turn requests into predictions: as many as runs may execute at once.
 
-    The bundle (opened through ``Bundle.open``: complete, every file matching the manifest,
-    unless ``allow_incomplete``), providers and settings are checked here
-    (ServingError/BundleError with a one-line message); the session is created when the app
-    starts (lifespan).
+    Requests beyond that wait in the executor's queue, inside the event loop's process but in
+    no thread, instead of as blocked threads in Starlette's 40-thread pool: on 2 cores with 8
+    clients that cut the server's CPU per request (benchmarks/serve_load.py; docker/README.md).
+    With micro-batching on, every queued request must reach the batcher to be batched, so the
+    pool gets a thread per batch slot as well.
     """
-    settings = settings if settings is not None else load_settings()
-    if providers:
-        settings = settings.model_copy(update={"providers": tuple(providers)})
-    host = ModelHost(model_path, settings, allow_incomplete=allow_incomplete)
-    metrics = ServingMetrics(ROUTES)
 
-    @asynccontextmanager
-    async def lifespan(app):
+    def __init__(self, host: ModelHost, settings: ServeSettings):
+        from concurrent.futures import ThreadPoolExecutor
+
+        workers = host.concurrent_runs + (settings.micro_batch_max if host.batcher is not None else 0)
+        self.workers = max(1, workers)
+        self._executor = ThreadPoolExecutor(max_workers=self.workers, thread_name_prefix="hf-edge-run")
+
+    async def call(self, fn, *args):
+        """``fn(*args)`` -> (result, wait_s, run_s) in a pool thread; the time the request waited
+        for a thread is added to its wait."""
         import asyncio
 
-        try:
-            if host.session is None:  # `hf-edge serve` loads before the server starts
-                host.load()
-        except HFEdgeError as exc:
-            host.load_error = str(exc)
-            log.error("cannot serve: %s", exc)
-            raise
-        log.info("model %s loaded on %s", host.version, host.session.get_providers())
-        warm = asyncio.create_task(run_in_threadpool(host.warm_up))
-        warm.add_done_callback(lambda _t: metrics.ready.set(1 if host.ready.is_set() else 0))
-        try:
-            yield
-        finally:
-            if not warm.done():
-                await warm  # a running session.run cannot be interrupted; let it finish
-            if host.batcher is not None:
-                host.batcher.close()
+        submitted = time.perf_counter()
 
-    app = FastAPI(title="hackforge-edge model server", version=__version__, lifespan=lifespan,
-                  docs_url=None, redoc_url=None)
-    app.state.host = host
-    app.state.metrics = metrics
-    app.state.settings = settings
+        def job():
+            started = time.perf_counter()
+            result, wait_s, run_s = fn(*args)
+            return result, wait_s + (started - submitted), run_s
 
-    # ---- errors: always a JSON body, never a traceback page
+        return await asyncio.get_running_loop().run_in_executor(self._executor, job)
+
+    def close(self) -> None:
+        self._executor.shutdown(wait=True)
+
+
+def _install_error_handlers(app: FastAPI) -> None:
+    """Every refusal as ``{"error": {"code", "message"}}``, never a traceback page."""
 
     @app.exception_handler(RequestError)
     async def _request_error(_req, exc: RequestError):
@@ -193,7 +187,105 @@ def create_app(model_path: str | Path, *, providers: Sequence[str] | None = None
         log.exception("unexpected error while serving a request")
         return error_response(500, "internal", f"internal error ({type(exc).__name__})")
 
-    # ---- routes
+
+def _check_batch(n: int, settings: ServeSettings) -> None:
+    if n > settings.max_batch:
+        raise RequestError(f"{n} images; the maximum batch is {settings.max_batch}", 413, "batch_too_large")
+
+
+async def _multipart_images(request: Request, settings: ServeSettings) -> list[bytes]:
+    form = await request.form(max_files=settings.max_batch + 1, max_fields=16)
+    try:
+        items = form.getlist("file") + form.getlist("files")
+        if not items:
+            raise RequestError('no image: upload it in the multipart field "file" (or "files")',
+                               422, "invalid_payload")
+        if not all(isinstance(i, UploadFile) for i in items):
+            raise RequestError('"file"/"files" must be file uploads', 422, "invalid_payload")
+        _check_batch(len(items), settings)
+        return [await i.read() for i in items]
+    finally:
+        await form.close()
+
+
+async def _json_prediction(payload: dict, host: ModelHost, settings: ServeSettings, pool: RunPool):
+    if "texts" in payload:
+        return await pool.call(host.predict_texts, payload["texts"])
+    if "images" in payload:
+        images = payload["images"]
+        if not isinstance(images, list) or not images:
+            raise RequestError('"images" must be a non-empty list of base64 strings', 422, "invalid_payload")
+        _check_batch(len(images), settings)
+        return await pool.call(host.predict_images, [decode_base64(x, i) for i, x in enumerate(images)])
+    if "rows" in payload:
+        return await pool.call(host.predict_rows, payload["rows"])
+    return await pool.call(host.predict_tensor, payload)
+
+
+async def _prediction(request: Request, host: ModelHost, settings: ServeSettings, pool: RunPool):
+    """(result, seconds waiting, seconds in session.run) for one /v1/predict request, by its
+    Content-Type; the work runs in ``pool``, off the event loop."""
+    ctype = request.headers.get("content-type", "").split(";")[0].strip().lower()
+    if request.headers.get("content-length") == "0":
+        raise RequestError("empty request body", 400, "empty_body")
+    if ctype == "multipart/form-data":
+        return await pool.call(host.predict_images, await _multipart_images(request, settings))
+    if ctype.startswith("image/"):  # one raw image as the body: no multipart parsing, no base64
+        return await pool.call(host.predict_images, [await request.body()])
+    if ctype == "application/octet-stream":
+        return await pool.call(host.predict_binary, await request.body(), request.headers)
+    if ctype in ("application/json", ""):
+        return await _json_prediction(parse_json(await request.body()), host, settings, pool)
+    raise RequestError(f"unsupported Content-Type {ctype!r}: use multipart/form-data, image/*, "
+                       "application/octet-stream or application/json", 415, "unsupported_media_type")
+
+
+def create_app(model_path: str | Path, *, providers: Sequence[str] | None = None,
+               settings: ServeSettings | None = None, allow_incomplete: bool = False) -> FastAPI:
+    """Build the FastAPI app serving ``model_path`` (a bundle directory or an .onnx file).
+
+    The bundle (opened through ``Bundle.open``: complete, every file matching the manifest,
+    unless ``allow_incomplete``), providers and settings are checked here
+    (ServingError/BundleError with a one-line message); the session is created when the app
+    starts (lifespan).
+    """
+    settings = settings if settings is not None else load_settings()
+    if providers:
+        settings = settings.model_copy(update={"providers": tuple(providers)})
+    host = ModelHost(model_path, settings, allow_incomplete=allow_incomplete)
+    metrics = ServingMetrics(ROUTES)
+    pools: list[RunPool] = []  # the one RunPool, made once the session (and its run count) exists
+
+    @asynccontextmanager
+    async def lifespan(app):
+        import asyncio
+
+        try:
+            if host.session is None:  # `hf-edge serve` loads before the server starts
+                host.load()
+        except HFEdgeError as exc:
+            host.load_error = str(exc)
+            log.error("cannot serve: %s", exc)
+            raise
+        log.info("model %s loaded on %s", host.version, host.session.get_providers())
+        pools.append(RunPool(host, settings))
+        warm = asyncio.create_task(run_in_threadpool(host.warm_up))
+        warm.add_done_callback(lambda _t: metrics.ready.set(1 if host.ready.is_set() else 0))
+        try:
+            yield
+        finally:
+            if not warm.done():
+                await warm  # a running session.run cannot be interrupted; let it finish
+            pools.pop().close()
+            if host.batcher is not None:
+                host.batcher.close()
+
+    app = FastAPI(title="hackforge-edge model server", version=__version__, lifespan=lifespan,
+                  docs_url=None, redoc_url=None)
+    app.state.host = host
+    app.state.metrics = metrics
+    app.state.settings = settings
+    _install_error_handlers(app)
 
     @app.get("/healthz")
     async def healthz():
@@ -217,55 +309,9 @@ def create_app(model_path: str | Path, *, providers: Sequence[str] | None = None
     @app.post("/v1/predict")
     async def predict(request: Request):
         t0 = time.perf_counter()
-        if not host.ready.is_set():
+        if not host.ready.is_set() or not pools:
             raise RequestError("model is loading or warming up", 503, "not_ready")
-        ctype = request.headers.get("content-type", "").split(";")[0].strip().lower()
-        if request.headers.get("content-length") == "0":
-            raise RequestError("empty request body", 400, "empty_body")
-        if ctype == "multipart/form-data":
-            form = await request.form(max_files=settings.max_batch + 1, max_fields=16)
-            try:
-                items = form.getlist("file") + form.getlist("files")
-                if not items:
-                    raise RequestError('no image: upload it in the multipart field "file" (or "files")',
-                                       422, "invalid_payload")
-                if not all(isinstance(i, UploadFile) for i in items):
-                    raise RequestError('"file"/"files" must be file uploads', 422, "invalid_payload")
-                if len(items) > settings.max_batch:
-                    raise RequestError(f"{len(items)} images; the maximum batch is {settings.max_batch}",
-                                       413, "batch_too_large")
-                blobs = [await i.read() for i in items]
-            finally:
-                await form.close()
-            result, wait_s, run_s = await run_in_threadpool(host.predict_images, blobs)
-        elif ctype.startswith("image/"):
-            # one raw image as the body: no multipart parsing, no base64
-            result, wait_s, run_s = await run_in_threadpool(host.predict_images, [await request.body()])
-        elif ctype == "application/octet-stream":
-            body = await request.body()
-            result, wait_s, run_s = await run_in_threadpool(host.predict_binary, body, request.headers)
-        elif ctype in ("application/json", ""):
-            payload = parse_json(await request.body())
-            if "texts" in payload:
-                result, wait_s, run_s = await run_in_threadpool(host.predict_texts, payload["texts"])
-            elif "images" in payload:
-                images = payload["images"]
-                if not isinstance(images, list) or not images:
-                    raise RequestError('"images" must be a non-empty list of base64 strings', 422,
-                                       "invalid_payload")
-                if len(images) > settings.max_batch:
-                    raise RequestError(f"{len(images)} images; the maximum batch is {settings.max_batch}",
-                                       413, "batch_too_large")
-                blobs = [decode_base64(x, i) for i, x in enumerate(images)]
-                result, wait_s, run_s = await run_in_threadpool(host.predict_images, blobs)
-            elif "rows" in payload:
-                result, wait_s, run_s = await run_in_threadpool(host.predict_rows, payload["rows"])
-            else:
-                result, wait_s, run_s = await run_in_threadpool(host.predict_tensor, payload)
-        else:
-            raise RequestError(f"unsupported Content-Type {ctype!r}: use multipart/form-data, image/*, "
-                               "application/octet-stream or application/json", 415,
-                               "unsupported_media_type")
+        result, wait_s, run_s = await _prediction(request, host, settings, pools[0])
         metrics.inference.observe(run_s)
         metrics.predictions.inc(len(result["predictions"]))
         result["model"] = {"name": host.name, "sha256": host.sha256[:12], "version": host.version}
