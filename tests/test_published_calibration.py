@@ -180,3 +180,20 @@ def test_fp32_compute_scale_changes_fp32_projections_only(tiny_statics):
     a = project(st, base, precision="fp32").breakdown_s
     b = project(st, scaled, precision="fp32").breakdown_s
     assert b["compute_bound"] + b["memory_bound"] < a["compute_bound"] + a["memory_bound"]
+
+
+def test_a_device_fit_projects_with_its_own_fp32_scale_once(tiny_statics):
+    """A measured fit on a profile with a fitted fp32 compute scale (jetson-orin-nx-16gb) projects
+    exactly what the fitted model says, at fp32 and fp16 (the scale is applied once, to fp32)."""
+    from hackforge_edge.profiling.project import compute_peak
+
+    profile = load_profile("jetson-orin-nx-16gb")
+    pts = [Point(f"{n}@{b}", b, 1e-3 * (1 + i), st, precision=prec)
+           for i, ((n, b), st) in enumerate(sorted(tiny_statics.items())) for prec in ("fp32", "fp16")]
+    cal = fit(pts, profile)
+    st = tiny_statics[("dense96", 8)]
+    for prec in ("fp32", "fp16"):
+        feat = layer_features(st, profile.engine, prec, cache_bytes_of(profile))
+        want = predict_seconds(feat, cal.params, compute_peak(profile, prec), profile.bandwidth_bps())
+        got = project(st, profile, precision=prec, calibration=cal)
+        assert got.latency_s == pytest.approx(want["total"], rel=1e-9)

@@ -134,7 +134,7 @@ def _predict(points, feats, params, profile, roofs=None):
         peak, bw = _roofs(profile, p.mode, p.precision)
         if roofs is not None:
             pm = profile.mode(p.mode)
-            ratio = peak / profile.peak_flops("fp32", p.mode)      # precision vs fp32
+            ratio = peak / _roofs(profile, p.mode)[0]               # precision vs the fp32 roof
             peak, bw = roofs[0] * pm.compute_scale * ratio, roofs[1] * pm.bandwidth_scale
         out.append(predict_seconds(f, params, peak, bw)["total"])
     return out

@@ -271,7 +271,7 @@ def project(static, profile, *, mode: str | None = None, precision: str = "fp32"
     bw = profile.bandwidth_bps(pm.name)
     params, cal_block, roofs = resolve_efficiencies(profile, calibration)
     if roofs is not None:        # a fit on this very profile: reuse the roofs it was fitted with
-        ratio = peak / profile.peak_flops("fp32", pm.name)      # precision vs fp32
+        ratio = peak / compute_peak(profile, "fp32", pm.name)   # precision vs the fp32 roof
         peak = roofs["peak_fp32_flops"] * pm.compute_scale * ratio
         bw = roofs["bandwidth_bps"] * pm.bandwidth_scale
     feat = layer_features(static, profile.engine, precision, cache_bytes_of(profile))
