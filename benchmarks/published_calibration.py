@@ -33,6 +33,7 @@ sys.path.insert(0, str(REPO))
 
 from hackforge_edge.profiling.calibrate import Point  # noqa: E402
 from hackforge_edge.profiling.hardware import list_profiles, load_profile  # noqa: E402
+from hackforge_edge.profiling.project import cache_bytes_of  # noqa: E402
 from hackforge_edge.profiling.published import (  # noqa: E402
     CHECK_FEATURES_FILE,
     CHECK_FILE,
@@ -49,7 +50,6 @@ from hackforge_edge.profiling.published import (  # noqa: E402
     with_fp32_scale,
     with_priors,
 )
-from hackforge_edge.profiling.project import cache_bytes_of  # noqa: E402
 
 PROFILE_DIR = REPO / "hackforge_edge" / "profiling" / "profiles"
 

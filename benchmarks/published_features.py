@@ -45,8 +45,8 @@ CHECK = ["resnet50", "bert-base-seq128"]
 def _yolo(name: str):
     import os
     os.environ.setdefault("YOLO_OFFLINE", "1")
-    from ultralytics import YOLO
     import ultralytics
+    from ultralytics import YOLO
     m = YOLO(f"{name}.yaml", verbose=False).model.eval()
     head = m.model[-1]
     head.export = True                 # Detect/Classify return the inference tensor only
