@@ -309,6 +309,8 @@ def project(static, profile, *, mode: str | None = None, precision: str = "fp32"
         memory_available_bytes=profile.memory_available_bytes, power_w=power,
         power_method=method, energy_j=energy, energy_low_j=energy * lo * POWER_BAND[0],
         energy_high_j=energy * hi * POWER_BAND[1], calibration=cal_block,
-        efficiencies={**{k: params[k] for k in PARAM_NAMES}, "source": cal_block["source"]},
+        efficiencies={**{k: params[k] for k in PARAM_NAMES},
+                      "fp32_compute_scale": profile.efficiency.fp32_compute_scale,
+                      "source": cal_block["source"]},
         roofs={"compute_tflops": peak / 1e12, "bandwidth_gbs": bw / 1e9},
         warnings=warnings)
