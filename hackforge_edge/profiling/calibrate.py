@@ -7,8 +7,9 @@ reference models stays well posed. The residuals become the error band of later
 projections. Fits live as JSON under the user cache dir
 (``$HF_EDGE_CACHE`` or ``$XDG_CACHE_HOME/hackforge-edge`` or ``~/.cache/hackforge-edge``):
 ``calibration/<profile>.json``. A fit of ``local`` (ort-cpu) also serves as a prior, with
-a widened band, for the other ort-cpu profiles. Published per-model latencies are never
-used: only measurements of the models themselves on the device.
+a widened band, for the other ort-cpu profiles. ``hf-edge calibrate`` fits only measurements
+of the models themselves on the device; the shipped T4/Jetson efficiencies were fitted with the
+same :func:`fit` to published latencies (:mod:`.published`, each point at its own precision).
 """
 
 from __future__ import annotations
