@@ -38,7 +38,9 @@ def test_every_shipped_profile_loads_and_cites_its_numbers(name):
     missing = [f for f in MUST_CITE if f not in covered]
     assert not missing, f"{name}: no source covers {missing}"
     assert p.peak_flops("fp32") > 0 and p.bandwidth_bps() > 0
-    assert p.efficiency.source and p.efficiency.calibrated is False
+    # shipped efficiencies are priors, or fitted to published results and saying on what
+    assert p.efficiency.source
+    assert p.efficiency.calibrated is False or p.efficiency.calibrated_on is not None
     assert p.engine in ("tensorrt", "ort-cuda", "ort-cpu")
     for m in p.power_modes:
         assert 0 <= m.idle_w <= m.max_w

@@ -83,9 +83,14 @@ def test_projection_on_every_profile(small_cnn, name):
 
 def test_uncalibrated_projection_says_so(small_cnn, monkeypatch, tmp_path):
     monkeypatch.setenv("HF_EDGE_CACHE", str(tmp_path))
-    d = project(analyze(small_cnn), "nvidia-t4").to_json()
+    d = project(analyze(small_cnn), "jetson-xavier-nx").to_json()     # no published data: priors
     assert d["calibration"]["calibrated"] is False and "uncalibrated" in d["calibration"]["note"]
     assert d["latency_ms"]["high"] / d["latency_ms"]["value"] == pytest.approx(3.0)
+    # nvidia-t4 ships efficiencies fitted to published results: its band is the fitted one
+    t4 = project(analyze(small_cnn), "nvidia-t4").to_json()
+    eff = load_profile("nvidia-t4").efficiency
+    assert t4["calibration"]["calibrated"] is True and "published" in t4["calibration"]["note"]
+    assert t4["latency_ms"]["high"] / t4["latency_ms"]["value"] == pytest.approx(eff.band[1])
 
 
 def test_power_modes_and_precisions(small_cnn):

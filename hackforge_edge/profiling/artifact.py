@@ -236,6 +236,7 @@ class Efficiencies(Part):
     t_launch_us: float
     t_host_ms: float
     cache_speedup: float | None = None
+    fp32_compute_scale: float | None = None   # fp32 compute roof multiplier (published fits)
     source: str
 
 

@@ -7,8 +7,9 @@ reference models stays well posed. The residuals become the error band of later
 projections. Fits live as JSON under the user cache dir
 (``$HF_EDGE_CACHE`` or ``$XDG_CACHE_HOME/hackforge-edge`` or ``~/.cache/hackforge-edge``):
 ``calibration/<profile>.json``. A fit of ``local`` (ort-cpu) also serves as a prior, with
-a widened band, for the other ort-cpu profiles. Published per-model latencies are never
-used: only measurements of the models themselves on the device.
+a widened band, for the other ort-cpu profiles. ``hf-edge calibrate`` fits only measurements
+of the models themselves on the device; the shipped T4/Jetson efficiencies were fitted with the
+same :func:`fit` to published latencies (:mod:`.published`, each point at its own precision).
 """
 
 from __future__ import annotations
@@ -113,22 +114,29 @@ class Point:
     model: str
     batch: int
     measured_s: float
-    static: Any                      # StaticAnalysis at this batch
+    static: Any                      # StaticAnalysis at this batch (None when ``features`` given)
     mode: str | None = None
+    precision: str = "fp32"          # the engine ran the model at this precision (its peak is used)
+    features: Any = None             # precomputed project.Features (published-results fits)
 
 
-def _roofs(profile, mode=None) -> tuple[float, float]:
-    return profile.peak_flops("fp32", mode), profile.bandwidth_bps(mode)
+def _roofs(profile, mode=None, precision: str = "fp32") -> tuple[float, float]:
+    from hackforge_edge.profiling.project import compute_peak
+    peak = compute_peak(profile, precision, mode)
+    if peak is None:
+        raise ProfileError(f"profile {profile.name} has no {precision} peak")
+    return peak, profile.bandwidth_bps(mode)
 
 
 def _predict(points, feats, params, profile, roofs=None):
     from hackforge_edge.profiling.project import predict_seconds
     out = []
     for p, f in zip(points, feats, strict=True):
-        peak, bw = _roofs(profile, p.mode)
+        peak, bw = _roofs(profile, p.mode, p.precision)
         if roofs is not None:
             pm = profile.mode(p.mode)
-            peak, bw = roofs[0] * pm.compute_scale, roofs[1] * pm.bandwidth_scale
+            ratio = peak / _roofs(profile, p.mode)[0]               # precision vs the fp32 roof
+            peak, bw = roofs[0] * pm.compute_scale * ratio, roofs[1] * pm.bandwidth_scale
         out.append(predict_seconds(f, params, peak, bw)["total"])
     return out
 
@@ -143,7 +151,8 @@ def fit(points: list[Point], profile, *, prior: dict[str, float] | None = None) 
     if not points:
         raise UsageError("calibration needs at least one measured point")
     prior = prior or {k: getattr(profile.efficiency, k) for k in PARAM_NAMES}
-    feats = [layer_features(p.static, profile.engine, cache_bytes=cache_bytes_of(profile))
+    feats = [p.features if p.features is not None else
+             layer_features(p.static, profile.engine, p.precision, cache_bytes=cache_bytes_of(profile))
              for p in points]
     meas = np.log([p.measured_s for p in points])
     upper = np.array([0.0, 0.0, 0.0, np.inf, np.inf, np.log(100.0)])   # efficiencies <= 1
@@ -178,7 +187,7 @@ def fit(points: list[Point], profile, *, prior: dict[str, float] | None = None) 
         profile=profile.name, engine=profile.engine, params=params,
         band=(math.exp(-k), math.exp(k)), rms_log_residual=rms, n_points=n,
         residuals=[{"model": p.model, "batch": p.batch, "mode": p.mode or pm.name,
-                    "measured_ms": p.measured_s * 1e3, "predicted_ms": pp * 1e3,
+                    "precision": p.precision, "measured_ms": p.measured_s * 1e3, "predicted_ms": pp * 1e3,
                     "log_residual": x} for p, pp, x in zip(points, pred, res, strict=True)],
         roofs={"peak_fp32_flops": peak / pm.compute_scale, "bandwidth_bps": bw / pm.bandwidth_scale,
                "cpu_ghz": profile.cpu_ghz, "cores": profile.cpu_cores},

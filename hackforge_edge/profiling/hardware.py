@@ -82,6 +82,20 @@ class PowerMode(_Strict):
         return self
 
 
+class CalibratedOn(_Strict):
+    """What a shipped profile's efficiencies were fitted to (published-results calibration)."""
+
+    models: list[str] = Field(min_length=1)
+    model_families: list[str] = Field(min_length=1)       # architectures (one: band widened)
+    precisions: list[Literal["fp32", "fp16", "int8"]] = Field(min_length=1)
+    n_points: int = Field(ge=1)
+    sources: list[str] = Field(min_length=1)               # URLs of the published tables
+    date: str = Field(pattern=r"^\d{4}-\d{2}-\d{2}$")     # when the fit was made
+    data_file: str = Field(min_length=3)
+    loo_median_abs_error_pct: float = Field(ge=0)          # leave-one-model-out, |projected/published - 1|
+    loo_worst_abs_error_pct: float = Field(ge=0)
+
+
 class Efficiency(_Strict):
     """Engine efficiencies used by the roofline projection, and where they came from."""
 
@@ -92,9 +106,13 @@ class Efficiency(_Strict):
     t_host_ms: float = Field(ge=0)              # per inference (session run, input binding)
     runtime_overhead_mb: float = Field(ge=0)    # runtime/context memory on top of the model
     cache_speedup: float = Field(default=4.0, ge=1, le=100)  # cache-resident traffic vs DRAM
+    # fp32 compute roof = peak_tflops.fp32 x this: TensorRT's FP32 engines on Ampere Jetsons run
+    # faster than the FP32 CUDA-core peak allows (likely TF32 tensor cores); fitted, 1 = none
+    fp32_compute_scale: float = Field(default=1.0, ge=1, le=16)
     calibrated: bool = False
     band: tuple[float, float] = (0.33, 3.0)     # multiplicative latency band (low, high)
     source: str = Field(min_length=3)
+    calibrated_on: CalibratedOn | None = None   # set when fitted to published results
 
     @field_validator("band")
     @classmethod

@@ -208,6 +208,15 @@ class Projection:
         }
 
 
+def _calibrated_note(eff) -> str:
+    on = eff.calibrated_on
+    if on is None:
+        return "efficiencies calibrated as shipped in the profile"
+    return (f"efficiencies fitted to {on.n_points} published latencies ({', '.join(on.models)}; "
+            f"{', '.join(on.precisions)}; {on.date}); leave-one-model-out |error| median "
+            f"{on.loo_median_abs_error_pct:g} %, worst {on.loo_worst_abs_error_pct:g} %")
+
+
 def resolve_efficiencies(profile, calibration) -> tuple[dict[str, float], dict[str, Any],
                                                          dict[str, float] | None]:
     """(params, calibration block, roofs override) for ``profile`` under ``calibration``."""
@@ -219,9 +228,19 @@ def resolve_efficiencies(profile, calibration) -> tuple[dict[str, float], dict[s
                  "rms_log_residual": None,
                  "note": ("uncalibrated: engine efficiencies are priors, the band is wide "
                           f"(x{eff.band[0]:g} .. x{eff.band[1]:g})") if not eff.calibrated
-                 else "efficiencies calibrated as shipped in the profile"}
+                 else _calibrated_note(eff)}
         return params, block, None
     return calibration.params_for(profile)
+
+
+def compute_peak(profile, precision: str, mode: str | None = None) -> float | None:
+    """Compute roof in FLOP/s (OP/s) for ``precision``: the profile's peak, fp32 scaled by the
+    engine's fitted ``fp32_compute_scale`` (published TensorRT FP32 rows on Ampere Jetsons
+    beat the FP32 CUDA-core peak: likely TF32 tensor cores)."""
+    peak = profile.peak_flops(precision, mode)
+    if peak is not None and precision == "fp32":
+        peak *= profile.efficiency.fp32_compute_scale
+    return peak
 
 
 def cache_bytes_of(profile) -> float | None:
@@ -245,14 +264,14 @@ def project(static, profile, *, mode: str | None = None, precision: str = "fp32"
     if precision not in _BYTES_SCALE:
         raise UsageError(f"unknown precision {precision!r} (known: {', '.join(_BYTES_SCALE)})")
     pm = profile.mode(mode)
-    peak = profile.peak_flops(precision, pm.name)
+    peak = compute_peak(profile, precision, pm.name)
     if peak is None:
         raise ProfileError(f"profile {profile.name} has no {precision} peak (not supported "
                            "by that target)")
     bw = profile.bandwidth_bps(pm.name)
     params, cal_block, roofs = resolve_efficiencies(profile, calibration)
     if roofs is not None:        # a fit on this very profile: reuse the roofs it was fitted with
-        ratio = peak / profile.peak_flops("fp32", pm.name)      # precision vs fp32
+        ratio = peak / compute_peak(profile, "fp32", pm.name)   # precision vs the fp32 roof
         peak = roofs["peak_fp32_flops"] * pm.compute_scale * ratio
         bw = roofs["bandwidth_bps"] * pm.bandwidth_scale
     feat = layer_features(static, profile.engine, precision, cache_bytes_of(profile))
@@ -290,6 +309,8 @@ def project(static, profile, *, mode: str | None = None, precision: str = "fp32"
         memory_available_bytes=profile.memory_available_bytes, power_w=power,
         power_method=method, energy_j=energy, energy_low_j=energy * lo * POWER_BAND[0],
         energy_high_j=energy * hi * POWER_BAND[1], calibration=cal_block,
-        efficiencies={**{k: params[k] for k in PARAM_NAMES}, "source": cal_block["source"]},
+        efficiencies={**{k: params[k] for k in PARAM_NAMES},
+                      "fp32_compute_scale": profile.efficiency.fp32_compute_scale,
+                      "source": cal_block["source"]},
         roofs={"compute_tflops": peak / 1e12, "bandwidth_gbs": bw / 1e9},
         warnings=warnings)
