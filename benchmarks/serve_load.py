@@ -9,8 +9,8 @@ dynamic batch) in a temp dir, starts the real server on 127.0.0.1 in a subproces
    for the given duration (keep-alive connections, body encoded once): ``multipart`` (the JPEG
    as a form upload), ``jpeg`` (the JPEG as a raw image/jpeg body), ``tensor`` (the
    preprocessed float32 tensor as application/octet-stream, for clients that preprocess);
-3. raw again: on a shared machine the background load drifts, so the raw rate is measured
-   before and after the served phase and the ratio uses their mean (both are printed).
+3. raw again after each served phase: on a shared machine the background load drifts, so each
+   mode's ratio uses the mean of the raw windows right before and after it (all are printed).
 
 Prints one row per mode: errors, latency p50/p99 (ms), throughput (req/s), its ratio to raw
 runs/s, and CPU ms per request in the server and in the load clients (psutil/os.times: CPU
@@ -27,6 +27,7 @@ import io
 import json
 import os
 import re
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -237,7 +238,7 @@ def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--seconds", type=float, default=30.0, help="served load duration (s)")
     ap.add_argument("--raw-seconds", type=float, default=10.0,
-                    help="raw session.run duration (s), before and again after the served phase")
+                    help="raw session.run duration (s) of each window: before the first served phase and after each")
     ap.add_argument("--clients", type=int, default=8, help="concurrent client threads (also raw threads)")
     ap.add_argument("--intra-op-threads", type=int, default=1, help="onnxruntime intra-op threads (0 = ORT default)")
     ap.add_argument("--inter-op-threads", type=int, default=0, help="onnxruntime inter-op threads (0 = ORT default)")
@@ -267,14 +268,20 @@ def main(argv: list[str] | None = None) -> int:
         try:
             ps = psutil.Process(proc.pid)
             rss_before = ps.memory_info().rss / 1e6
-            raw_before = raw_throughput(bundle / "model.onnx", x, args.clients, args.raw_seconds,
-                                        args.intra_op_threads, args.inter_op_threads)
+            # raw windows between the served phases: each mode's ratio uses the raw rate measured
+            # right before and right after it, so drift on a shared machine cancels per mode
+            raws = [raw_throughput(bundle / "model.onnx", x, args.clients, args.raw_seconds,
+                                   args.intra_op_threads, args.inter_op_threads)]
             served = {}
             for mode in [m.strip() for m in args.modes.split(",") if m.strip()]:
                 body, headers = request_for(mode, jpeg, x)
                 served[mode] = served_load(base, body, headers, args.clients, args.seconds, proc.pid)
-            raw_after = raw_throughput(bundle / "model.onnx", x, args.clients, args.raw_seconds,
-                                       args.intra_op_threads, args.inter_op_threads)
+                raws.append(raw_throughput(bundle / "model.onnx", x, args.clients, args.raw_seconds,
+                                           args.intra_op_threads, args.inter_op_threads))
+                around = raws[-2:]
+                served[mode]["raw_per_s_around"] = [r["per_s"] for r in around]
+                served[mode]["raw_per_s"] = statistics.fmean(r["per_s"] for r in around)
+                served[mode]["raw_cpu_ms_per_run"] = statistics.fmean(r["cpu_ms_per_run"] for r in around)
             rss_after = ps.memory_info().rss / 1e6
             alive = proc.poll() is None
         finally:
@@ -284,27 +291,29 @@ def main(argv: list[str] | None = None) -> int:
             except subprocess.TimeoutExpired:
                 proc.kill()
 
-    raw_per_s = (raw_before["per_s"] + raw_after["per_s"]) / 2
-    raw_cpu = (raw_before["cpu_ms_per_run"] + raw_after["cpu_ms_per_run"]) / 2
+    raw_per_s = statistics.fmean(r["per_s"] for r in raws)
+    raw_cpu = statistics.fmean(r["cpu_ms_per_run"] for r in raws)
     record = {"clients": args.clients, "intra_op_threads": args.intra_op_threads,
               "inter_op_threads": args.inter_op_threads, "cpu_count": os.cpu_count(),
-              "loadavg_1m": os.getloadavg()[0], "raw_before": raw_before, "raw_after": raw_after,
+              "loadavg_1m": os.getloadavg()[0], "raw_windows": raws,
               "served": served, "raw_per_s_mean": raw_per_s, "raw_cpu_ms_per_run": raw_cpu,
               "server_rss_mb": {"before": rss_before, "after": rss_after}, "server_alive_after": alive}
     print(f"MobileNetV2 {args.image_size} px, {args.clients} clients x {args.seconds:.0f} s per mode on "
           f"loopback; ORT intra/inter-op threads {args.intra_op_threads}/{args.inter_op_threads}; "
           f"{os.cpu_count()} CPUs, load avg (1 min) {record['loadavg_1m']:.1f}")
-    print(f"raw session.run, batch 1, {args.clients} threads: {raw_per_s:.1f} runs/s (before "
-          f"{raw_before['per_s']:.1f}, after {raw_after['per_s']:.1f}; p50 {raw_before['p50_ms']:.1f} ms), "
-          f"{raw_cpu:.2f} CPU ms per run")
-    print("| request | ok / errors | p50 / p99 ms | req/s | served / raw | server CPU ms/req | "
-          "client CPU ms/req |")
-    print("|---|---|---|---|---|---|---|")
+    rates = ", ".join(f"{r['per_s']:.1f}" for r in raws)
+    print(f"raw session.run, batch 1, {args.clients} threads, {len(raws)} windows of {args.raw_seconds:.0f} s "
+          f"around the served phases: {rates} runs/s "
+          f"(p50 {raws[0]['p50_ms']:.1f} ms), {raw_cpu:.2f} CPU ms per run")
+    print("| request | ok / errors | p50 / p99 ms | req/s | raw runs/s around | served / raw | "
+          "server CPU ms/req | raw CPU ms/run around | client CPU ms/req |")
+    print("|---|---|---|---|---|---|---|---|---|")
     for mode, s_ in served.items():
-        s_["ratio_served_over_raw"] = s_["per_s"] / raw_per_s
+        s_["ratio_served_over_raw"] = s_["per_s"] / s_["raw_per_s"]
         print(f"| {mode} | {s_['ok']} / {s_['errors']} {s_['error_kinds'] or ''} | {s_['p50_ms']:.1f} / "
-              f"{s_['p99_ms']:.1f} | {s_['per_s']:.1f} | {s_['ratio_served_over_raw']:.2f} | "
-              f"{s_['server_cpu_ms_per_request']:.2f} | {s_['client_cpu_ms_per_request']:.2f} |")
+              f"{s_['p99_ms']:.1f} | {s_['per_s']:.1f} | {s_['raw_per_s']:.1f} | "
+              f"{s_['ratio_served_over_raw']:.2f} | {s_['server_cpu_ms_per_request']:.2f} | "
+              f"{s_['raw_cpu_ms_per_run']:.2f} | {s_['client_cpu_ms_per_request']:.2f} |")
     print(f"server RSS before / after: {rss_before:.0f} / {rss_after:.0f} MB; alive after: {alive}")
     if args.json:
         args.json.write_text(json.dumps(record, indent=2))
