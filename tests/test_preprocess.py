@@ -27,8 +27,11 @@ def test_array_to_chw_matches_the_textbook_formula(shape):
 def test_pil_and_array_paths_agree_and_batch_stacks():
     pp = ImagePreprocess(image_size=(16, 24))
     rgb = np.random.default_rng(1).integers(0, 256, (30, 20, 3), dtype=np.uint8)
-    np.testing.assert_array_equal(pp.pil_to_chw(Image.fromarray(rgb).convert("RGBA")),
-                                  pp.array_to_chw(rgb))
+    for mode in ("RGBA", "RGB"):  # resized as a PIL image: bit-identical to the array path
+        np.testing.assert_array_equal(pp.pil_to_chw(Image.fromarray(rgb).convert(mode)),
+                                      pp.array_to_chw(rgb))
+    grey = Image.fromarray(rgb).convert("L")
+    np.testing.assert_array_equal(pp.pil_to_chw(grey), pp.array_to_chw(np.asarray(grey.convert("RGB"))))
     assert pp.batch([rgb, rgb]).shape == (2, 3, 16, 24)
 
 

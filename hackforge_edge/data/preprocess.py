@@ -69,8 +69,17 @@ class ImagePreprocess:
         return out
 
     def pil_to_chw(self, img) -> np.ndarray:
-        """PIL image (any mode) -> float32 3xHxW normalised array."""
-        return self.array_to_chw(np.asarray(img.convert("RGB"), dtype=np.uint8))
+        """PIL image (any mode) -> float32 3xHxW normalised array.
+
+        The same pixels as ``array_to_chw(np.asarray(img.convert("RGB")))``: the bilinear resize
+        is done on the PIL image directly, saving the array round trip (the serving path)."""
+        from PIL import Image
+
+        rgb = img if img.mode == "RGB" else img.convert("RGB")
+        h, w = self.image_size
+        if rgb.size != (w, h):
+            rgb = rgb.resize((w, h), Image.BILINEAR)
+        return self.array_to_chw(np.asarray(rgb, dtype=np.uint8))
 
     def batch(self, images: list[np.ndarray]) -> np.ndarray:
         """List of uint8 HxWx3 arrays -> float32 Nx3xHxW batch."""
