@@ -9,17 +9,14 @@ from __future__ import annotations
 import base64
 import io
 import json
-import os
 import re
 import struct
-import subprocess
-import sys
-import time
 import zlib
 from pathlib import Path
 
 import numpy as np
 import pytest
+from live_server import serve_bundle
 from test_serving import LABELS, PRE, make_image_bundle  # one tiny bundle builder for both
 
 from hackforge_edge.bundle import sha256_file
@@ -67,37 +64,10 @@ def server(tmp_path_factory):
     tmp = tmp_path_factory.mktemp("live")
     bundle = make_image_bundle(tmp / "live-cnn")
     log_path = tmp / "server.log"
-    env = {k: v for k, v in os.environ.items() if not k.startswith("HF_EDGE_")}
-    env["HF_EDGE_API_KEY"] = TOKEN
-    cmd = [sys.executable, "-c", "import sys; from hackforge_edge.cli import main; sys.exit(main(sys.argv[1:]))",
-           "serve", str(bundle), "--host", "127.0.0.1", "--port", "0", "--max-body-mb", "1",
-           "--max-batch", "4", "--warmup-runs", "1", "--intra-op-threads", "1"]
-    with open(log_path, "wb") as log:
-        proc = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT, env=env)
-    try:
-        base = None
-        deadline = time.monotonic() + 120  # start-up bound, not a performance assertion
-        while time.monotonic() < deadline and proc.poll() is None:
-            m = re.search(r"Uvicorn running on (http://127\.0\.0\.1:\d+)", log_path.read_text(errors="replace"))
-            if m:
-                base = m.group(1)
-                try:
-                    if httpx.get(base + "/readyz", timeout=5).status_code == 200:
-                        break
-                except httpx.TransportError:
-                    pass
-            time.sleep(0.2)
-        else:
-            pytest.fail("server did not become ready:\n" + log_path.read_text(errors="replace")[-3000:])
+    options = ["--max-body-mb", "1", "--max-batch", "4", "--warmup-runs", "1", "--intra-op-threads", "1"]
+    with serve_bundle(bundle, log_path, options, env={"HF_EDGE_API_KEY": TOKEN}) as (proc, base):
         with httpx.Client(base_url=base, timeout=60) as client:
             yield {"client": client, "proc": proc, "bundle": bundle, "log": log_path, "base": base}
-    finally:
-        proc.terminate()
-        try:
-            proc.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
 
 
 def assert_error(resp, status: int) -> dict:

@@ -7,15 +7,14 @@ from __future__ import annotations
 
 import json
 import os
-import re
 import subprocess
 import sys
 import textwrap
-import time
 from pathlib import Path
 
 import numpy as np
 import pytest
+from live_server import serve_bundle
 
 torch = pytest.importorskip("torch")
 httpx = pytest.importorskip("httpx")
@@ -73,34 +72,10 @@ def bundle(tmp_path_factory):
 @pytest.fixture(scope="module")
 def server(bundle, tmp_path_factory):
     log_path = tmp_path_factory.mktemp("log") / "server.log"
-    env = {k: v for k, v in os.environ.items() if not k.startswith("HF_EDGE_")}
-    cmd = [sys.executable, "-c", "import sys; from hackforge_edge.cli import main; sys.exit(main(sys.argv[1:]))",
-           "serve", str(bundle), "--host", "127.0.0.1", "--port", "0", "--max-batch", "4", "--max-text-chars", "1500",
-           "--warmup-runs", "1", "--intra-op-threads", "1"]
-    with open(log_path, "wb") as log:
-        proc = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT, env=env)
-    try:
-        deadline = time.monotonic() + 120  # start-up bound, not a performance assertion
-        while time.monotonic() < deadline and proc.poll() is None:
-            m = re.search(r"Uvicorn running on (http://127\.0\.0\.1:\d+)", log_path.read_text(errors="replace"))
-            if m:
-                try:
-                    if httpx.get(m.group(1) + "/readyz", timeout=5).status_code == 200:
-                        break
-                except httpx.TransportError:
-                    pass
-            time.sleep(0.2)
-        else:
-            pytest.fail("server did not become ready:\n" + log_path.read_text(errors="replace")[-3000:])
-        with httpx.Client(base_url=m.group(1), timeout=60) as client:
+    options = ["--max-batch", "4", "--max-text-chars", "1500", "--warmup-runs", "1", "--intra-op-threads", "1"]
+    with serve_bundle(bundle, log_path, options) as (_proc, base):
+        with httpx.Client(base_url=base, timeout=60) as client:
             yield client
-    finally:
-        proc.terminate()
-        try:
-            proc.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
 
 
 def test_served_text_predictions_equal_onnxruntime(server, bundle):

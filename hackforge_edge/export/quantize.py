@@ -224,15 +224,6 @@ def make_int8(
     """
     if mode not in INT8_MODES:
         raise ExportError(f"unknown INT8 mode {mode!r}; choose static or dynamic")
-    from onnxruntime.quantization import (
-        CalibrationDataReader,
-        CalibrationMethod,
-        QuantFormat,
-        QuantType,
-        quantize_dynamic,
-        quantize_static,
-    )
-
     from hackforge_edge.export.int8_format import int8_settings
 
     fmt = int8_settings(engine) if mode == "static" else None   # an unknown engine fails here, first
@@ -241,66 +232,13 @@ def make_int8(
     large = _has_external_data(onnx.load(str(source), load_external_data=False))
     staging = _staging_dir(out_path)
     try:
-        prepared = staging / "prepared.onnx"
         staged = staging / out_path.name
         if mode == "static":
-            feeds = _as_feeds(calibration_batches or [], _input_names(source))
-            if not feeds:
-                raise ExportError("static INT8 needs calibration batches of target-domain samples")
-            n_samples = int(sum(next(iter(f.values())).shape[0] for f in feeds))
-            how = _preprocess(source, prepared)
-
-            class _Reader(CalibrationDataReader):
-                def __init__(self) -> None:
-                    self._it = iter(feeds)
-
-                def get_next(self):
-                    return next(self._it, None)
-
-                def rewind(self) -> None:
-                    self._it = iter(feeds)
-
-            per_channel = fmt["per_channel"] if per_channel is None else per_channel
-            settings = {
-                **fmt, "per_channel": per_channel, "calibrate_method": "MinMax",
-                "calibration_samples": n_samples, "preprocess": how,
-            }
-            try:
-                quantize_static(
-                    str(prepared), str(staged), _Reader(),
-                    quant_format=QuantFormat.QDQ, per_channel=per_channel,
-                    activation_type=getattr(QuantType, fmt["activation_type"]),
-                    weight_type=getattr(QuantType, fmt["weight_type"]),
-                    calibrate_method=CalibrationMethod.MinMax, use_external_data_format=large,
-                    extra_options={"ActivationSymmetric": fmt["activation_symmetric"],
-                                   "WeightSymmetric": fmt["weight_symmetric"]},
-                )
-            except Exception as err:  # noqa: BLE001
-                raise ExportError(f"static INT8 quantisation failed: {_one_line(err)}") from err
-            method = (f"onnxruntime.quantization.quantize_static (QDQ {fmt['activation_type']} "
-                      f"activations / {fmt['weight_type']} weights for {fmt['engine']}, MinMax calibration)")
+            method, settings, n_samples = _quantize_static(
+                source, staging, staged, calibration_batches, fmt, per_channel, large)
         else:
-            n_samples = 0
-            model = onnx.load(str(source))
-            # stale value_info from the exporter makes ORT's shape inference fail
-            # ("Inferred shape and existing shape differ"); inference rebuilds it
-            del model.graph.value_info[:]
-            cleared = staging / "cleared.onnx"
-            onnx.save_model(
-                model, str(cleared), save_as_external_data=large, all_tensors_to_one_file=True,
-                location="cleared.onnx.data" if large else None,
-            )
-            how = "value_info cleared; " + _preprocess(cleared, prepared)
-            per_channel = False if per_channel is None else per_channel
-            settings = {"weight_type": "QInt8", "per_channel": per_channel, "preprocess": how}
-            try:
-                quantize_dynamic(
-                    str(prepared), str(staged), weight_type=QuantType.QInt8,
-                    per_channel=per_channel, use_external_data_format=large,
-                )
-            except Exception as err:  # noqa: BLE001
-                raise ExportError(f"dynamic INT8 quantisation failed: {_one_line(err)}") from err
-            method = "onnxruntime.quantization.quantize_dynamic"
+            method, settings, n_samples = _quantize_dynamic(
+                source, staging, staged, per_channel, large)
         _publish(staged, out_path)
     finally:
         shutil.rmtree(staging, ignore_errors=True)
@@ -308,3 +246,84 @@ def make_int8(
     record["mode"] = mode
     record["calibration_samples"] = n_samples
     return record
+
+
+def _calibration_reader(feeds: list[dict[str, np.ndarray]]):
+    """An onnxruntime CalibrationDataReader over ``feeds`` (one dict per batch), rewindable."""
+    from onnxruntime.quantization import CalibrationDataReader
+
+    class _Reader(CalibrationDataReader):
+        def __init__(self) -> None:
+            self._it = iter(feeds)
+
+        def get_next(self):
+            return next(self._it, None)
+
+        def rewind(self) -> None:
+            self._it = iter(feeds)
+
+    return _Reader()
+
+
+def _quantize_static(
+    source: Path, staging: Path, staged: Path, calibration_batches: Iterable[Any] | None,
+    fmt: dict, per_channel: bool | None, large: bool,
+) -> tuple[str, dict, int]:
+    """Static QDQ INT8 of ``source`` into ``staged``; returns (method, settings, n_samples)."""
+    from onnxruntime.quantization import CalibrationMethod, QuantFormat, QuantType, quantize_static
+
+    prepared = staging / "prepared.onnx"
+    feeds = _as_feeds(calibration_batches or [], _input_names(source))
+    if not feeds:
+        raise ExportError("static INT8 needs calibration batches of target-domain samples")
+    n_samples = int(sum(next(iter(f.values())).shape[0] for f in feeds))
+    how = _preprocess(source, prepared)
+    per_channel = fmt["per_channel"] if per_channel is None else per_channel
+    settings = {
+        **fmt, "per_channel": per_channel, "calibrate_method": "MinMax",
+        "calibration_samples": n_samples, "preprocess": how,
+    }
+    try:
+        quantize_static(
+            str(prepared), str(staged), _calibration_reader(feeds),
+            quant_format=QuantFormat.QDQ, per_channel=per_channel,
+            activation_type=getattr(QuantType, fmt["activation_type"]),
+            weight_type=getattr(QuantType, fmt["weight_type"]),
+            calibrate_method=CalibrationMethod.MinMax, use_external_data_format=large,
+            extra_options={"ActivationSymmetric": fmt["activation_symmetric"],
+                           "WeightSymmetric": fmt["weight_symmetric"]},
+        )
+    except Exception as err:  # noqa: BLE001
+        raise ExportError(f"static INT8 quantisation failed: {_one_line(err)}") from err
+    method = (f"onnxruntime.quantization.quantize_static (QDQ {fmt['activation_type']} "
+              f"activations / {fmt['weight_type']} weights for {fmt['engine']}, MinMax calibration)")
+    return method, settings, n_samples
+
+
+def _quantize_dynamic(
+    source: Path, staging: Path, staged: Path, per_channel: bool | None, large: bool,
+) -> tuple[str, dict, int]:
+    """Dynamic INT8 (weights only) of ``source`` into ``staged``; returns (method, settings, 0)."""
+    from onnxruntime.quantization import QuantType, quantize_dynamic
+
+    prepared = staging / "prepared.onnx"
+    model = onnx.load(str(source))
+    # stale value_info from the exporter makes ORT's shape inference fail
+    # ("Inferred shape and existing shape differ"); inference rebuilds it
+    del model.graph.value_info[:]
+    cleared = staging / "cleared.onnx"
+    onnx.save_model(
+        model, str(cleared), save_as_external_data=large, all_tensors_to_one_file=True,
+        location="cleared.onnx.data" if large else None,
+    )
+    how = "value_info cleared; " + _preprocess(cleared, prepared)
+    per_channel = False if per_channel is None else per_channel
+    settings = {"weight_type": "QInt8", "per_channel": per_channel, "preprocess": how}
+    try:
+        quantize_dynamic(
+            str(prepared), str(staged), weight_type=QuantType.QInt8,
+            per_channel=per_channel, use_external_data_format=large,
+        )
+    except Exception as err:  # noqa: BLE001
+        raise ExportError(f"dynamic INT8 quantisation failed: {_one_line(err)}") from err
+    return "onnxruntime.quantization.quantize_dynamic", settings, 0

@@ -137,6 +137,53 @@ def compare_arrays(actual: np.ndarray, reference: np.ndarray, atol: float, rtol:
 
 
 # ----------------------------------------------------------------------------- export vs torch
+def _check_names(feeds: dict[str, np.ndarray], onnx_inputs: list[str], onnx_outputs: list[str],
+                 output_names: Sequence[str] | None) -> None:
+    """Step 1: the given inputs and the expected outputs carry the ONNX graph's names."""
+    if sorted(feeds) != sorted(onnx_inputs):
+        raise ExportError(f"input names differ: onnx {onnx_inputs} vs given {sorted(feeds)}")
+    if output_names is not None and list(output_names) != onnx_outputs:
+        raise ExportError(
+            f"output names differ: onnx {onnx_outputs} vs expected {list(output_names)}"
+        )
+
+
+def _run_both_checking_shapes(
+    model: Any, session: ort.InferenceSession, feeds: dict[str, np.ndarray], positional: bool,
+    onnx_outputs: list[str],
+) -> tuple[list[np.ndarray], list[np.ndarray]]:
+    """Step 2: run PyTorch and onnxruntime; same output count and shapes. (actual, reference)."""
+    reference = _run_torch(model, feeds, positional)
+    if len(reference) != len(onnx_outputs):
+        raise ExportError(
+            f"onnx has {len(onnx_outputs)} outputs {onnx_outputs}, "
+            f"PyTorch returned {len(reference)}"
+        )
+    try:
+        actual = session.run(onnx_outputs, feeds)
+    except Exception as err:  # noqa: BLE001 - ORT: InvalidArgument / Fail / RuntimeException
+        shapes = {k: list(v.shape) for k, v in feeds.items()}
+        raise ExportError(f"onnxruntime rejected inputs {shapes}: {_one_line(err)}") from err
+    for name, got, ref in zip(onnx_outputs, actual, reference):
+        if tuple(got.shape) != tuple(ref.shape):
+            raise ExportError(
+                f"output {name} shape {list(got.shape)} differs from PyTorch {list(ref.shape)}"
+            )
+    return actual, reference
+
+
+def _compare_outputs(onnx_outputs: list[str], actual: list[np.ndarray],
+                     reference: list[np.ndarray], atol: float, rtol: float) -> dict[str, dict]:
+    """Step 3: values within tolerance, per output: {name: {shape, ..., atol, rtol}}."""
+    outputs = {}
+    for name, got, ref in zip(onnx_outputs, actual, reference):
+        entry = {"shape": list(got.shape), "shape_checked": True}
+        entry.update(compare_arrays(got, ref, atol, rtol))
+        entry.update({"atol": float(atol), "rtol": float(rtol)})
+        outputs[name] = entry
+    return outputs
+
+
 def validate_export(
     model: Any,
     onnx_path: str | os.PathLike,
@@ -172,40 +219,10 @@ def validate_export(
     onnx_outputs = [o.name for o in session.get_outputs()]
     positional = not isinstance(example_inputs_at_other_shape, Mapping)
     feeds = _feeds(example_inputs_at_other_shape, onnx_inputs)
-
-    # 1. names
-    if sorted(feeds) != sorted(onnx_inputs):
-        raise ExportError(f"input names differ: onnx {onnx_inputs} vs given {sorted(feeds)}")
-    if output_names is not None and list(output_names) != onnx_outputs:
-        raise ExportError(
-            f"output names differ: onnx {onnx_outputs} vs expected {list(output_names)}"
-        )
-
-    # 2. shapes
-    reference = _run_torch(model, feeds, positional)
-    if len(reference) != len(onnx_outputs):
-        raise ExportError(
-            f"onnx has {len(onnx_outputs)} outputs {onnx_outputs}, "
-            f"PyTorch returned {len(reference)}"
-        )
-    try:
-        actual = session.run(onnx_outputs, feeds)
-    except Exception as err:  # noqa: BLE001 - ORT: InvalidArgument / Fail / RuntimeException
-        shapes = {k: list(v.shape) for k, v in feeds.items()}
-        raise ExportError(f"onnxruntime rejected inputs {shapes}: {_one_line(err)}") from err
-    for name, got, ref in zip(onnx_outputs, actual, reference):
-        if tuple(got.shape) != tuple(ref.shape):
-            raise ExportError(
-                f"output {name} shape {list(got.shape)} differs from PyTorch {list(ref.shape)}"
-            )
-
-    # 3. values
-    outputs = {}
-    for name, got, ref in zip(onnx_outputs, actual, reference):
-        entry = {"shape": list(got.shape), "shape_checked": True}
-        entry.update(compare_arrays(got, ref, atol, rtol))
-        entry.update({"atol": float(atol), "rtol": float(rtol)})
-        outputs[name] = entry
+    _check_names(feeds, onnx_inputs, onnx_outputs, output_names)                  # 1. names
+    actual, reference = _run_both_checking_shapes(model, session, feeds, positional,
+                                                  onnx_outputs)                     # 2. shapes
+    outputs = _compare_outputs(onnx_outputs, actual, reference, atol, rtol)        # 3. values
 
     input_shapes = {k: list(v.shape) for k, v in feeds.items()}
     differ = None
@@ -341,6 +358,83 @@ def _file_bytes(path: str | os.PathLike) -> int:
     return onnx_file_size_bytes(path)[0]
 
 
+def _variant_entry(fp32_path: str | os.PathLike, variant_path: str | os.PathLike,
+                   max_accuracy_drop_pp: float, min_speedup: float | None) -> dict[str, Any]:
+    """The gate's record before anything is run: sizes, limits, status "rejected", no reasons."""
+    fp32_bytes, var_bytes = _file_bytes(fp32_path), _file_bytes(variant_path)
+    return {
+        "path": str(variant_path),
+        "fp32_path": str(fp32_path),
+        "size_bytes": var_bytes,
+        "fp32_size_bytes": fp32_bytes,
+        "size_ratio": round(var_bytes / fp32_bytes, 4),
+        "max_abs_diff_logits": None,
+        "accuracy": {},  # stay empty when the variant cannot be loaded or run
+        "latency": {},
+        "max_accuracy_drop_pp": float(max_accuracy_drop_pp),
+        "min_speedup": min_speedup,
+        "status": "rejected",
+        "reasons": [],
+    }
+
+
+def _variant_accuracy(ref_logits: np.ndarray, var_logits: np.ndarray,
+                      labels: np.ndarray) -> dict:
+    """Top-1 accuracy of FP32 and variant on the labels, the drop in pp and their agreement."""
+    acc_fp32 = float((ref_logits.argmax(1) == labels).mean())
+    acc_var = float((var_logits.argmax(1) == labels).mean())
+    return {
+        "fp32": acc_fp32,
+        "variant": acc_var,
+        "drop_pp": round((acc_fp32 - acc_var) * 100.0, 4),
+        "agreement_top1_with_fp32": float((ref_logits.argmax(1) == var_logits.argmax(1)).mean()),
+        "n_samples": int(labels.shape[0]),
+        "method": "measured: onnxruntime CPU, top-1 vs labels on the given target-domain samples",
+    }
+
+
+def _variant_latency(fp32: ort.InferenceSession, variant: ort.InferenceSession,
+                     feeds: dict[str, np.ndarray], warmup: int, runs: int,
+                     threads: int | None) -> dict:
+    """Batch-1 latency of FP32 and variant, timed interleaved, and the speedup of the variant."""
+    one = {k: v[:1] for k, v in feeds.items()}
+    t_fp32, t_var = time_interleaved([_run(fp32, one), _run(variant, one)],
+                                     warmup=warmup, runs=runs)
+    lat_fp32, lat_var = latency_summary(t_fp32), latency_summary(t_var)
+    return {
+        "fp32": lat_fp32,
+        "variant": lat_var,
+        "speedup_vs_fp32": (
+            round(lat_fp32["median_ms"] / lat_var["median_ms"], 3)
+            if lat_var["median_ms"] > 0
+            else None
+        ),
+        "batch_size": 1,
+        "runs": runs,
+        "warmup_runs": warmup,
+        "threads": threads,
+        "method": LATENCY_METHOD,
+    }
+
+
+def _variant_reasons(entry: dict, max_accuracy_drop_pp: float,
+                     min_speedup: float | None) -> list[str]:
+    """Why the variant is rejected (empty: accepted): non-finite logits, accuracy, speed."""
+    reasons = []
+    acc = entry["accuracy"]
+    if entry["max_abs_diff_logits"] is None:
+        reasons.append("variant logits are not finite")
+    if acc["drop_pp"] > max_accuracy_drop_pp:
+        reasons.append(
+            f"top-1 accuracy drops {acc['drop_pp']:.2f} pp ({acc['fp32']:.4f} -> "
+            f"{acc['variant']:.4f}), more than the {max_accuracy_drop_pp:g} pp allowed"
+        )
+    speedup = entry["latency"]["speedup_vs_fp32"]
+    if min_speedup is not None and (speedup is None or speedup < min_speedup):
+        reasons.append(f"speedup vs FP32 {speedup} is below the {min_speedup:g} required")
+    return reasons
+
+
 def validate_variant(
     fp32_path: str | os.PathLike,
     variant_path: str | os.PathLike,
@@ -371,21 +465,7 @@ def validate_variant(
     """
     if max_accuracy_drop_pp < 0:
         raise ExportError(f"max_accuracy_drop_pp must be >= 0, got {max_accuracy_drop_pp}")
-    fp32_bytes, var_bytes = _file_bytes(fp32_path), _file_bytes(variant_path)
-    entry: dict[str, Any] = {
-        "path": str(variant_path),
-        "fp32_path": str(fp32_path),
-        "size_bytes": var_bytes,
-        "fp32_size_bytes": fp32_bytes,
-        "size_ratio": round(var_bytes / fp32_bytes, 4),
-        "max_abs_diff_logits": None,
-        "accuracy": {},  # stay empty when the variant cannot be loaded or run
-        "latency": {},
-        "max_accuracy_drop_pp": float(max_accuracy_drop_pp),
-        "min_speedup": min_speedup,
-        "status": "rejected",
-        "reasons": [],
-    }
+    entry = _variant_entry(fp32_path, variant_path, max_accuracy_drop_pp, min_speedup)
     fp32 = make_session(fp32_path, threads=threads)
     try:
         variant = make_session(variant_path, threads=threads)
@@ -409,47 +489,9 @@ def validate_variant(
         return entry
     diff = compare_arrays(var_logits, ref_logits, atol=0.0, rtol=0.0)
     entry["max_abs_diff_logits"] = diff["max_abs_diff"]
-
-    acc_fp32 = float((ref_logits.argmax(1) == labels).mean())
-    acc_var = float((var_logits.argmax(1) == labels).mean())
-    drop_pp = round((acc_fp32 - acc_var) * 100.0, 4)
-    entry["accuracy"] = {
-        "fp32": acc_fp32,
-        "variant": acc_var,
-        "drop_pp": drop_pp,
-        "agreement_top1_with_fp32": float((ref_logits.argmax(1) == var_logits.argmax(1)).mean()),
-        "n_samples": int(n),
-        "method": "measured: onnxruntime CPU, top-1 vs labels on the given target-domain samples",
-    }
-
-    one = {k: v[:1] for k, v in feeds.items()}
-    t_fp32, t_var = time_interleaved([_run(fp32, one), _run(variant, one)],
-                                     warmup=latency_warmup, runs=latency_runs)
-    lat_fp32, lat_var = latency_summary(t_fp32), latency_summary(t_var)
-    entry["latency"] = {
-        "fp32": lat_fp32,
-        "variant": lat_var,
-        "speedup_vs_fp32": (
-            round(lat_fp32["median_ms"] / lat_var["median_ms"], 3)
-            if lat_var["median_ms"] > 0
-            else None
-        ),
-        "batch_size": 1,
-        "runs": latency_runs,
-        "warmup_runs": latency_warmup,
-        "threads": threads,
-        "method": LATENCY_METHOD,
-    }
-
-    if entry["max_abs_diff_logits"] is None:
-        entry["reasons"].append("variant logits are not finite")
-    if drop_pp > max_accuracy_drop_pp:
-        entry["reasons"].append(
-            f"top-1 accuracy drops {drop_pp:.2f} pp ({acc_fp32:.4f} -> {acc_var:.4f}), "
-            f"more than the {max_accuracy_drop_pp:g} pp allowed"
-        )
-    speedup = entry["latency"]["speedup_vs_fp32"]
-    if min_speedup is not None and (speedup is None or speedup < min_speedup):
-        entry["reasons"].append(f"speedup vs FP32 {speedup} is below the {min_speedup:g} required")
+    entry["accuracy"] = _variant_accuracy(ref_logits, var_logits, labels)
+    entry["latency"] = _variant_latency(fp32, variant, feeds, latency_warmup, latency_runs,
+                                        threads)
+    entry["reasons"].extend(_variant_reasons(entry, max_accuracy_drop_pp, min_speedup))
     entry["status"] = "rejected" if entry["reasons"] else "accepted"
     return entry

@@ -305,19 +305,14 @@ def _first_flag(table: list[dict], flags: set[str]) -> dict | None:
     return None
 
 
-def detect_local(*, tdp_w: float | None = None, cpuinfo: dict | None = None,
-                 threads: int | None = None) -> HardwareProfile:
-    """Build the ``local`` profile from /proc/cpuinfo + psutil and `_local.yaml`.
+# ISA flags worth naming in the local profile's sources and ``detected`` block
+_REPORTED_ISA_FLAGS = {
+    "sse4_2", "avx", "avx2", "fma", "avx512f", "avx512bw", "avx512_vnni", "avx_vnni",
+    "avx512_bf16", "avx512_fp16", "amx_int8", "amx_bf16", "asimd", "asimddp", "asimdhp", "sve"}
 
-    TDP precedence: ``tdp_w`` argument > ``HF_EDGE_LOCAL_TDP_W`` > known-CPU table > assumed
-    per-core default. The profile's ``detected`` block records where each value came from.
-    ``threads`` limits the cores counted in the compute roof (a run with fewer intra-op threads).
-    """
-    import psutil
 
-    data = local_data()
-    info = cpuinfo or read_cpuinfo()
-    flags = set(info["flags"])
+def _detect_cores(psutil: Any, threads: int | None) -> tuple[int, int, int, int]:
+    """(logical, physical, usable, cores counted for the peak): affinity- and thread-limited."""
     logical = psutil.cpu_count(logical=True) or 1
     physical = psutil.cpu_count(logical=False) or logical
     try:
@@ -327,32 +322,36 @@ def detect_local(*, tdp_w: float | None = None, cpuinfo: dict | None = None,
     cores = max(1, min(physical, usable))
     if threads:
         cores = max(1, min(cores, int(threads)))
+    return logical, physical, usable, cores
 
-    known = next((k for k in data.get("known_cpus", [])
-                  if re.search(k["match"], info["model"], re.IGNORECASE)), None)
 
+def _detect_ghz(psutil: Any, info: dict) -> tuple[float, str]:
+    """(clock in GHz, where it came from): psutil max > /proc/cpuinfo > psutil current > 2.0."""
     freq = None
     try:
         freq = psutil.cpu_freq()
     except (OSError, NotImplementedError, FileNotFoundError):
         freq = None
     if freq is not None and freq.max:
-        ghz, ghz_source = freq.max / 1000.0, "psutil.cpu_freq().max"
-    elif info["mhz"]:
-        ghz, ghz_source = info["mhz"] / 1000.0, "/proc/cpuinfo cpu MHz (current clock)"
-    elif freq is not None and freq.current:
-        ghz, ghz_source = freq.current / 1000.0, "psutil.cpu_freq().current"
-    else:
-        ghz, ghz_source = 2.0, "assumed 2.0 GHz (clock not readable)"
+        return freq.max / 1000.0, "psutil.cpu_freq().max"
+    if info["mhz"]:
+        return info["mhz"] / 1000.0, "/proc/cpuinfo cpu MHz (current clock)"
+    if freq is not None and freq.current:
+        return freq.current / 1000.0, "psutil.cpu_freq().current"
+    return 2.0, "assumed 2.0 GHz (clock not readable)"
 
+
+def _fp32_flops_per_cycle(data: dict, known: dict | None, flags: set[str]) -> tuple[Any, str]:
+    """(FP32 FLOP per cycle per core, source): known-CPU table > ISA flag table > assumed 8."""
     isa = _first_flag(data["isa_fp32_flops_per_cycle"], flags)
     fpc = (known or {}).get("fp32_flops_per_cycle") or (isa["value"] if isa else 8)
     fpc_source = ("known CPU table" if known and known.get("fp32_flops_per_cycle")
                   else f"ISA flag {isa['flag']}: {isa['note']}" if isa else "assumed 8 (no SIMD flags)")
-    int8_row = _first_flag(data["isa_int8_factor"], flags)
-    fp16_row = _first_flag(data.get("isa_fp16_factor", []), flags)
-    fp32_tflops = cores * ghz * 1e9 * fpc / 1e12
+    return fpc, fpc_source
 
+
+def _local_fallbacks(data: dict) -> tuple[dict, dict]:
+    """(`_local.yaml` fallback block with the energy package's CPU assumptions, those assumptions)."""
     fb = dict(data["fallback"])
     # the CPU power estimate's assumptions live in one place: the energy package's data file
     from hackforge_edge.energy.base import load_energy_data
@@ -360,6 +359,12 @@ def detect_local(*, tdp_w: float | None = None, cpuinfo: dict | None = None,
     est = load_energy_data("power_defaults")["cpu_estimate"]
     fb["tdp_w_per_core"] = float(est["default_tdp_w_per_core"])
     fb["energy_band"] = [1.0 + float(est["band"][0]), 1.0 + float(est["band"][1])]  # as factors
+    return fb, est
+
+
+def _local_power(tdp_w: float | None, known: dict | None, cores: int, fb: dict,
+                 est: dict) -> tuple[float, str, str, float]:
+    """(TDP W, source, tag, idle W): argument > HF_EDGE_LOCAL_TDP_W > known CPU > per core."""
     user_tdp = tdp_w if tdp_w is not None else os.environ.get("HF_EDGE_LOCAL_TDP_W")
     if user_tdp is not None:
         try:
@@ -379,18 +384,44 @@ def detect_local(*, tdp_w: float | None = None, cpuinfo: dict | None = None,
                                f"({est['default_tdp_source']})", "A")
     idle = (known or {}).get("idle_w") if (known and user_tdp is None) else None
     idle = idle if idle is not None else fb["idle_fraction"] * tdp
+    return tdp, tdp_source, tdp_tag, idle
 
+
+def _local_bandwidth(known: dict | None, fb: dict, cores: int) -> tuple[Any, str]:
+    """(memory bandwidth GB/s, source): known-CPU table, else assumed per core with a minimum."""
     if known and known.get("bandwidth_gbs"):
-        bw, bw_source = known["bandwidth_gbs"], f"known CPU table: {known['source']}"
-    else:
-        bw = max(fb["bandwidth_gbs_min"], fb["bandwidth_gbs_per_core"] * cores)
-        bw_source = f"assumed {fb['bandwidth_gbs_per_core']} GB/s per core (min {fb['bandwidth_gbs_min']})"
+        return known["bandwidth_gbs"], f"known CPU table: {known['source']}"
+    bw = max(fb["bandwidth_gbs_min"], fb["bandwidth_gbs_per_core"] * cores)
+    return bw, f"assumed {fb['bandwidth_gbs_per_core']} GB/s per core (min {fb['bandwidth_gbs_min']})"
 
+
+def detect_local(*, tdp_w: float | None = None, cpuinfo: dict | None = None,
+                 threads: int | None = None) -> HardwareProfile:
+    """Build the ``local`` profile from /proc/cpuinfo + psutil and `_local.yaml`.
+
+    TDP precedence: ``tdp_w`` argument > ``HF_EDGE_LOCAL_TDP_W`` > known-CPU table > assumed
+    per-core default. The profile's ``detected`` block records where each value came from.
+    ``threads`` limits the cores counted in the compute roof (a run with fewer intra-op threads).
+    """
+    import psutil
+
+    data = local_data()
+    info = cpuinfo or read_cpuinfo()
+    flags = set(info["flags"])
+    logical, physical, usable, cores = _detect_cores(psutil, threads)
+    known = next((k for k in data.get("known_cpus", [])
+                  if re.search(k["match"], info["model"], re.IGNORECASE)), None)
+    ghz, ghz_source = _detect_ghz(psutil, info)
+    fpc, fpc_source = _fp32_flops_per_cycle(data, known, flags)
+    int8_row = _first_flag(data["isa_int8_factor"], flags)
+    fp16_row = _first_flag(data.get("isa_fp16_factor", []), flags)
+    fp32_tflops = cores * ghz * 1e9 * fpc / 1e12
+    fb, est = _local_fallbacks(data)
+    tdp, tdp_source, tdp_tag, idle = _local_power(tdp_w, known, cores, fb, est)
+    bw, bw_source = _local_bandwidth(known, fb, cores)
     cache_mb, cache_source = _local_cache_mb(cores, data)
     mem_bytes = psutil.virtual_memory().total
-    interesting = sorted(f for f in flags if f in {
-        "sse4_2", "avx", "avx2", "fma", "avx512f", "avx512bw", "avx512_vnni", "avx_vnni",
-        "avx512_bf16", "avx512_fp16", "amx_int8", "amx_bf16", "asimd", "asimddp", "asimdhp", "sve"})
+    interesting = sorted(f for f in flags if f in _REPORTED_ISA_FLAGS)
     detected = {
         "cpu_model": info["model"], "arch": platform.machine(), "physical_cores": physical,
         "logical_cores": logical, "usable_cores": usable, "cores_used_for_peak": cores,
@@ -401,7 +432,18 @@ def detect_local(*, tdp_w: float | None = None, cpuinfo: dict | None = None,
         "cache_mb": cache_mb, "cache_source": cache_source,
         "energy_band": list(fb["energy_band"]), "known_cpu_entry": known["match"] if known else None,
     }
-    eff = dict(data["efficiency"])
+    sources = [
+        {"ref": f"/proc/cpuinfo + psutil on this machine: {info['model']}, {cores} cores, "
+                f"{ghz:.2f} GHz ({ghz_source}), flags {' '.join(interesting) or 'none'}",
+         "tag": "M", "covers": ["cpu_cores", "cpu_ghz", "memory_gb"]},
+        {"ref": f"peaks derived: cores x GHz x {fpc} FP32 FLOP/cycle ({fpc_source}); "
+                "int8/fp16 factors from ISA flags (profiling/profiles/_local.yaml)",
+         "tag": "D", "covers": ["peak_tflops.fp32", "peak_tflops.fp16", "peak_tflops.int8"]},
+        {"ref": f"TDP {tdp:.1f} W: {tdp_source}", "tag": tdp_tag,
+         "covers": ["power_modes.max_w", "power_modes.idle_w"]},
+        {"ref": f"bandwidth {bw} GB/s: {bw_source}", "tag": "S" if known else "A",
+         "covers": ["bandwidth_gbs"]},
+    ]
     profile = {
         "name": LOCAL,
         "display_name": f"this machine: {info['model']} ({cores} cores)",
@@ -412,28 +454,13 @@ def detect_local(*, tdp_w: float | None = None, cpuinfo: dict | None = None,
             "fp16": fp32_tflops * fp16_row["value"] if fp16_row else None,
             "int8": fp32_tflops * int8_row["value"] if int8_row else None,
         },
-        "memory_gb": mem_bytes / 1e9,
-        "memory_reserved_gb": 0.0,
-        "bandwidth_gbs": bw,
-        "cache_mb": cache_mb,
-        "cpu_cores": cores,
-        "cpu_ghz": ghz,
+        "memory_gb": mem_bytes / 1e9, "memory_reserved_gb": 0.0,
+        "bandwidth_gbs": bw, "cache_mb": cache_mb, "cpu_cores": cores, "cpu_ghz": ghz,
         "default_mode": "default",
         "power_modes": [{"name": "default", "idle_w": idle, "max_w": tdp,
                          "compute_scale": 1.0, "bandwidth_scale": 1.0}],
-        "efficiency": eff,
-        "sources": [
-            {"ref": f"/proc/cpuinfo + psutil on this machine: {info['model']}, {cores} cores, "
-                    f"{ghz:.2f} GHz ({ghz_source}), flags {' '.join(interesting) or 'none'}",
-             "tag": "M", "covers": ["cpu_cores", "cpu_ghz", "memory_gb"]},
-            {"ref": f"peaks derived: cores x GHz x {fpc} FP32 FLOP/cycle ({fpc_source}); "
-                    "int8/fp16 factors from ISA flags (profiling/profiles/_local.yaml)",
-             "tag": "D", "covers": ["peak_tflops.fp32", "peak_tflops.fp16", "peak_tflops.int8"]},
-            {"ref": f"TDP {tdp:.1f} W: {tdp_source}", "tag": tdp_tag,
-             "covers": ["power_modes.max_w", "power_modes.idle_w"]},
-            {"ref": f"bandwidth {bw} GB/s: {bw_source}", "tag": "S" if known else "A",
-             "covers": ["bandwidth_gbs"]},
-        ],
+        "efficiency": dict(data["efficiency"]),
+        "sources": sources,
         "notes": "detected at run time; TDP and bandwidth are not readable from the OS",
         "detected": detected,
         "origin": "detected",

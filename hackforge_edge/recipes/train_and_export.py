@@ -192,24 +192,50 @@ def run(cfg: TrainExportConfig, say: Callable[[str], None] = print) -> Path:
 
 
 def _execute(cfg, task, out: Path, started_at: str, req, grid, splits, say, gate=None) -> Path:
-    from hackforge_edge import export as exporters
-    from hackforge_edge.energy.accounting import write_training_carbon
-    from hackforge_edge.export.artifact import ExportValidation
     from hackforge_edge.recipes.strategy_steps import hook_summaries
     from hackforge_edge.training.artifacts import Metrics
 
     t = train_one(cfg, splits, run_name=out.name, say=say, task=task,
                   extra_hooks=list(gate.hooks) if gate else [])
-    model, params, result, metrics = t.model, t.params, t.result, t.metrics
-    meter, phases, source_info = t.meter, t.phases, t.source_info
-    tdp_w, tdp_origin, lr = t.tdp_w, t.tdp_origin, cfg.lr
-    weights_info, hooks = t.weights_info, t.hooks
     metrics_doc = Metrics.from_evaluation(
-        metrics, split="test", method="PyTorch model on the held-out target-domain test split",
+        t.metrics, split="test", method="PyTorch model on the held-out target-domain test split",
         source_retention=t.source_retention)
     metrics_doc.write(out)
-    gate_entry = gate.finish(out, phases, say) if gate else None  # gate.json + monitor record
+    gate_entry = gate.finish(out, t.phases, say) if gate else None  # gate.json + monitor record
     say(f"target test accuracy {metrics_doc.accuracy:.3f}, ROC-AUC {metrics_doc.roc_auc}")
+
+    folded, export = _export_step(task, out, splits, t.model, t.phases, say)
+    _validate_step(cfg, task, out, splits, folded, export, t.phases, say)
+    profile_result = None
+    if not cfg.skip_profile:
+        profile_result = _profile_step(cfg, task, out, splits, req, t.meter, t.phases, say)
+    _carbon_step(out, t, grid, say)
+
+    if profile_result is not None:
+        from hackforge_edge.report.build import build_report
+
+        build_report(out, profile=profile_result.profile, feasibility=profile_result.feasibility)
+        say(f"report: {out / 'report.html'}")
+
+    bundle.write_manifest(out, config=cfg.to_json(), seed=cfg.seed, started_at=started_at, extra={
+        "exporter": export.exporter,
+        "exporter_fallback_reason": export.fallback_reason,
+        "params": t.params.to_json() if hasattr(t.params, "to_json") else asdict(t.params),
+        "weights": t.weights_info,
+        "source_model": t.source_info,
+        "training": t.result.to_json(),
+        "strategy_details": hook_summaries(t.hooks),
+        "gate": gate_entry,
+        "lr": cfg.lr,
+        "data": splits.description,
+    })
+    say(f"done: {out / 'manifest.json'}")
+    return out
+
+
+def _export_step(task, out: Path, splits, model, phases, say):
+    """Fold LoRA, export model.onnx, save the weights and the task's sidecars: (folded, export)."""
+    from hackforge_edge import export as exporters
 
     with phases.phase("export"):
         folded = exporters.fold_lora(model).cpu().eval()
@@ -221,6 +247,13 @@ def _execute(cfg, task, out: Path, started_at: str, req, grid, splits, say, gate
     task.write_sidecars(out, splits)  # labels.json, preprocess.json (+ tokenizer.json for text)
     say(f"export: {export.exporter} exporter, {export.node_count} nodes, "
         f"{export.file_size_bytes / 1e6:.2f} MB")
+    return folded, export
+
+
+def _validate_step(cfg, task, out: Path, splits, folded, export, phases, say) -> None:
+    """model.onnx vs PyTorch at other shapes, plus the FP16/INT8 variants: export_validation.json."""
+    from hackforge_edge import export as exporters
+    from hackforge_edge.export.artifact import ExportValidation
 
     with phases.phase("validation"):
         # shapes other than the export's (batch, and sequence length for text)
@@ -234,47 +267,34 @@ def _execute(cfg, task, out: Path, started_at: str, req, grid, splits, say, gate
     say(f"validation vs PyTorch: max abs diff {_g(checked.worst_abs_diff)} "
         f"({'within' if checked.passed else 'OUTSIDE'} atol {checked.atol})")
 
-    profile_result = None
-    if not cfg.skip_profile:
-        from hackforge_edge.recipes.profile import run_profile
 
-        with phases.phase("profiling"):
-            # this run's own bundle, not finished yet: nothing to verify, no manifest to refresh
-            in_progress = bundle.ModelRef(out / bundle.MODEL, bundle.Bundle.in_progress(out))
-            profile_result = run_profile(in_progress, cfg.profiles, req, meter=meter, report=False,
-                                         **task.profile_kwargs(cfg, splits))
-        counts = profile_result.feasibility.counts
-        say("verdicts: " + ", ".join(f"{counts.get(k, 0)} {k}" for k in ("PASS", "MARGINAL", "FAIL")))
+def _profile_step(cfg, task, out: Path, splits, req, meter, phases, say):
+    """Profile the bundle in progress against ``cfg.profiles``; returns run_profile's result."""
+    from hackforge_edge.recipes.profile import run_profile
 
+    with phases.phase("profiling"):
+        # this run's own bundle, not finished yet: nothing to verify, no manifest to refresh
+        in_progress = bundle.ModelRef(out / bundle.MODEL, bundle.Bundle.in_progress(out))
+        profile_result = run_profile(in_progress, cfg.profiles, req, meter=meter, report=False,
+                                     **task.profile_kwargs(cfg, splits))
+    counts = profile_result.feasibility.counts
+    say("verdicts: " + ", ".join(f"{counts.get(k, 0)} {k}" for k in ("PASS", "MARGINAL", "FAIL")))
+    return profile_result
+
+
+def _carbon_step(out: Path, t, grid, say) -> None:
+    """training_carbon.json from the metered phases of the trained run ``t``."""
+    from hackforge_edge.energy.accounting import write_training_carbon
+
+    source_info, meter = t.source_info, t.meter
     one_off = (source_info or {}).get("pretrain_energy") if (source_info or {}).get("cache_hit") else None
-    carbon = write_training_carbon(out, phases, grid, extra={
-        "tdp_w": tdp_w, "tdp_origin": tdp_origin, "meter_skipped": getattr(meter, "skipped", None),
+    carbon = write_training_carbon(out, t.phases, grid, extra={
+        "tdp_w": t.tdp_w, "tdp_origin": t.tdp_origin, "meter_skipped": getattr(meter, "skipped", None),
         # the cached source model's pretraining, metered in the run that made it; not in totals
         "source_pretrain_one_off": one_off})
     say(f"training energy: {_g(carbon.totals.energy_kwh)} kWh ({carbon.kind}: "
         f"{', '.join(carbon.methods)}), {_g(carbon.totals.co2_kg)} kg CO2e at "
         f"{grid.intensity_g_per_kwh:g} g/kWh ({grid.region}, PUE {grid.pue:g})")
-
-    if profile_result is not None:
-        from hackforge_edge.report.build import build_report
-
-        build_report(out, profile=profile_result.profile, feasibility=profile_result.feasibility)
-        say(f"report: {out / 'report.html'}")
-
-    bundle.write_manifest(out, config=cfg.to_json(), seed=cfg.seed, started_at=started_at, extra={
-        "exporter": export.exporter,
-        "exporter_fallback_reason": export.fallback_reason,
-        "params": params.to_json() if hasattr(params, "to_json") else asdict(params),
-        "weights": weights_info,
-        "source_model": source_info,
-        "training": result.to_json(),
-        "strategy_details": hook_summaries(hooks),
-        "gate": gate_entry,
-        "lr": lr,
-        "data": splits.description,
-    })
-    say(f"done: {out / 'manifest.json'}")
-    return out
 
 
 def _weights_identity(model, weights: str) -> dict[str, Any]:

@@ -240,21 +240,10 @@ async def _prediction(request: Request, host: ModelHost, settings: ServeSettings
                        "application/octet-stream or application/json", 415, "unsupported_media_type")
 
 
-def create_app(model_path: str | Path, *, providers: Sequence[str] | None = None,
-               settings: ServeSettings | None = None, allow_incomplete: bool = False) -> FastAPI:
-    """Build the FastAPI app serving ``model_path`` (a bundle directory or an .onnx file).
-
-    The bundle (opened through ``Bundle.open``: complete, every file matching the manifest,
-    unless ``allow_incomplete``), providers and settings are checked here
-    (ServingError/BundleError with a one-line message); the session is created when the app
-    starts (lifespan).
-    """
-    settings = settings if settings is not None else load_settings()
-    if providers:
-        settings = settings.model_copy(update={"providers": tuple(providers)})
-    host = ModelHost(model_path, settings, allow_incomplete=allow_incomplete)
-    metrics = ServingMetrics(ROUTES)
-    pools: list[RunPool] = []  # the one RunPool, made once the session (and its run count) exists
+def _lifespan(host: ModelHost, settings: ServeSettings, metrics: ServingMetrics,
+              pools: list[RunPool]):
+    """The app's lifespan: load the model (unless loaded), open the RunPool into ``pools``,
+    warm up in the background; on shutdown wait for the warm-up, close the pool and batcher."""
 
     @asynccontextmanager
     async def lifespan(app):
@@ -280,6 +269,25 @@ def create_app(model_path: str | Path, *, providers: Sequence[str] | None = None
             if host.batcher is not None:
                 host.batcher.close()
 
+    return lifespan
+
+
+def create_app(model_path: str | Path, *, providers: Sequence[str] | None = None,
+               settings: ServeSettings | None = None, allow_incomplete: bool = False) -> FastAPI:
+    """Build the FastAPI app serving ``model_path`` (a bundle directory or an .onnx file).
+
+    The bundle (opened through ``Bundle.open``: complete, every file matching the manifest,
+    unless ``allow_incomplete``), providers and settings are checked here
+    (ServingError/BundleError with a one-line message); the session is created when the app
+    starts (lifespan).
+    """
+    settings = settings if settings is not None else load_settings()
+    if providers:
+        settings = settings.model_copy(update={"providers": tuple(providers)})
+    host = ModelHost(model_path, settings, allow_incomplete=allow_incomplete)
+    metrics = ServingMetrics(ROUTES)
+    pools: list[RunPool] = []  # the one RunPool, made once the session (and its run count) exists
+    lifespan = _lifespan(host, settings, metrics, pools)
     app = FastAPI(title="hackforge-edge model server", version=__version__, lifespan=lifespan,
                   docs_url=None, redoc_url=None)
     app.state.host = host
