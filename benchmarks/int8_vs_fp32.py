@@ -47,7 +47,8 @@ def main(argv=None) -> int:
     args = ap.parse_args(argv)
 
     from hackforge_edge.export import make_int8
-    from hackforge_edge.export.validate import interleaved_latency_ms, latency_summary, make_session
+    from hackforge_edge.export.validate import latency_summary, make_session
+    from hackforge_edge.runtime.timing import time_interleaved
 
     rng = np.random.default_rng(0)
     rows = []
@@ -69,7 +70,9 @@ def main(argv=None) -> int:
                 make_session(info["path"], threads=args.threads) for info, _ in variants.values()]
             ref = np.concatenate([sessions[0].run(None, {"input": held[i:i + 16]})[0]
                                   for i in range(0, len(held), 16)]).argmax(1)
-            times = interleaved_latency_ms(sessions, {"input": held[:1]}, args.runs, 3)
+            one = {"input": held[:1]}
+            # spin-wait is off in these sessions (validate.make_session): interleaving is fair
+            times = time_interleaved([lambda x=x, o=one: x.run(None, o) for x in sessions], warmup=3, runs=args.runs)
             fp32_ms = latency_summary(times[0])["median_ms"]
             rows.append((name, "FP32", "-", fp32_ms, 1.0, 100.0, "reference"))
             for (label, (info, _build_s)), sess, t in zip(variants.items(), sessions[1:], times[1:]):
