@@ -174,8 +174,15 @@ def main(argv=None) -> int:
     p.add_argument("--latency-runs", type=int, default=30)
     p.add_argument("--threads", type=int, default=None, help="onnxruntime intra-op threads (default ORT's)")
     p.add_argument("--full", action="store_true", help="every article: 70/10/20 %% per topic, 3 epochs")
+    p.add_argument("--lr", default="", help="override peak learning rates, e.g. lora=3e-3,frozen=1e-2 "
+                                           "(strategies: frozen, finetune, lora)")
     p.add_argument("--json", type=Path, default=None)
     args = p.parse_args(argv)
+    for item in filter(None, (x.strip() for x in args.lr.split(","))):
+        name, _, value = item.partition("=")
+        if name not in LR:
+            p.error(f"--lr: unknown strategy {name!r} (known: {', '.join(LR)})")
+        LR[name] = float(value)
     if args.full:
         args.train_per_class, args.val_per_class, args.epochs = 10**6, 0, 3  # all non-test; no val
 

@@ -441,7 +441,9 @@ def test_api_key_protects_everything_but_health(bundle):
 def test_serving_path_works_with_torch_blocked(bundle):
     script = textwrap.dedent(f"""
         import sys, io, json
-        for name in ("torch", "torchvision", "transformers", "peft", "onnxscript", "scipy"):
+        for name in ("torch", "torchvision", "transformers", "peft", "onnxscript",
+                     # nor what the CPU image drops (docker/Dockerfile.cpu)
+                     "onnx", "sympy", "mpmath", "huggingface_hub", "hf_xet", "scipy"):
             sys.modules[name] = None  # any import of them now raises ImportError
         from fastapi.testclient import TestClient
         from hackforge_edge.serving.app import create_app
