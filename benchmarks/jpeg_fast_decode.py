@@ -1,7 +1,8 @@
 """How far the server's DCT-scaled JPEG decode moves a bundle's inputs and predictions.
 
-``hf-edge serve`` decodes a JPEG at least twice the model's input size at 1/2, 1/4 or 1/8 scale
-(libjpeg's scaled IDCT through Pillow's ``draft``) before the training resize; ``--exact-jpeg``
+``hf-edge serve`` decodes a JPEG at least four times the model's input side at 1/2, 1/4 or 1/8
+scale (libjpeg's scaled IDCT through Pillow's ``draft``), never below twice the input side,
+before the training resize; ``--exact-jpeg``
 decodes at full size, which equals the training preprocessing to 1e-5. For the bundle's model
 and the synthetic target-domain tiles rendered at ``--factors`` times its input side (JPEG
 quality ``--quality``), this prints per factor: the scale libjpeg used, the input difference
@@ -36,7 +37,7 @@ def main(argv=None) -> int:
 
     from hackforge_edge.data import synthetic
     from hackforge_edge.data.preprocess import ImagePreprocess
-    from hackforge_edge.serving.inputs import images_to_batch
+    from hackforge_edge.serving.inputs import DRAFT_MARGIN, images_to_batch
     from hackforge_edge.serving.settings import load_settings
 
     pre = ImagePreprocess.from_json(json.loads((args.bundle / "preprocess.json").read_text()))
@@ -70,8 +71,10 @@ def main(argv=None) -> int:
             buf = io.BytesIO()
             Image.fromarray(im).save(buf, format="JPEG", quality=args.quality)
             blobs.append(buf.getvalue())
-        probe = Image.open(io.BytesIO(blobs[0]))
-        probe.draft("RGB", (pre.image_size[1], pre.image_size[0]))
+        probe = Image.open(io.BytesIO(blobs[0]))  # the size the server decodes at (inputs.load_image)
+        th, tw = pre.image_size
+        if probe.size[0] >= 2 * DRAFT_MARGIN * tw and probe.size[1] >= 2 * DRAFT_MARGIN * th:
+            probe.draft("RGB", (DRAFT_MARGIN * tw, DRAFT_MARGIN * th))
         exact, t_exact = batch(blobs, exact_cfg)
         fast, t_fast = batch(blobs, fast_cfg)
         d = np.abs(fast - exact)

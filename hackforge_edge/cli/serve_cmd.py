@@ -43,7 +43,7 @@ def serve(
     warmup_runs: Optional[int] = typer.Option(None, help="Warm-up runs before /readyz says ready "
                                                          "[env HF_EDGE_WARMUP_RUNS, 3]."),
     fast_jpeg: Optional[bool] = typer.Option(
-        None, "--fast-jpeg/--exact-jpeg", help="Decode JPEGs >= 2x the input size at a reduced scale "
+        None, "--fast-jpeg/--exact-jpeg", help="Decode JPEGs >= 4x the input side at a reduced scale (>= 2x) "
                                                "in the DCT domain (default) or always at full size, "
                                                "exactly as training [env HF_EDGE_FAST_JPEG, 1]."),
     micro_batch_ms: Optional[float] = typer.Option(

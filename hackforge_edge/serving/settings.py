@@ -58,9 +58,10 @@ class ServeSettings(BaseSettings):
     providers: Annotated[tuple[str, ...] | None, NoDecode] = None   # env: comma list, not JSON
     trt_cache_dir: str | None = None
     fast_jpeg: int = Field(1, ge=0, le=1)
-    """1: decode a JPEG at least twice the model's input size at a reduced scale in the DCT
-    domain (libjpeg scaling via Pillow's ``draft``) before the training resize; 0: always decode
-    at full size (exactly the training path). The difference is measured in docker/README.md."""
+    """1: decode a JPEG at least four times the model's input side at a reduced scale in the DCT
+    domain (libjpeg scaling via Pillow's ``draft``, never below twice the input side) before the
+    training resize; 0: always decode at full size (exactly the training path). The difference
+    is measured in docker/README.md (benchmarks/jpeg_fast_decode.py)."""
     micro_batch_ms: float = Field(0.0, ge=0, le=1000)
     """Window (ms) in which concurrent requests are joined into one session.run; 0 = off (the
     default: on the 2-core development CPU batching did not lower the time per image)."""
