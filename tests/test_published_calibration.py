@@ -8,11 +8,9 @@ import math
 import re
 from pathlib import Path
 
-import numpy as np
-import onnx
 import pytest
 import yaml
-from onnx import TensorProto, helper, numpy_helper
+from test_calibrate import _model as conv_silu_model  # the same Conv + SiLU graph builder
 
 from hackforge_edge.errors import ProfileError
 from hackforge_edge.profiling import published as P
@@ -68,32 +66,12 @@ def test_check_set_lives_outside_the_package():
     assert not P.CHECK_FILE.startswith("hackforge_edge")
 
 
-def _tiny(path, channels, depthwise, blocks=2, size=32):
-    """Conv+ReLU then ``blocks`` x (conv, SiLU) on a ``size`` x ``size`` input (dynamic batch)."""
-    rng = np.random.default_rng(0)
-    inits = [numpy_helper.from_array(rng.standard_normal((channels, 3, 3, 3)).astype(np.float32), "w0")]
-    nodes = [helper.make_node("Conv", ["x", "w0"], ["a"], pads=[1, 1, 1, 1]),
-             helper.make_node("Relu", ["a"], ["b0"])]
-    for i in range(1, blocks + 1):
-        inits.append(numpy_helper.from_array(rng.standard_normal(
-            (channels, 1 if depthwise else channels, 3, 3)).astype(np.float32), f"w{i}"))
-        out = "y" if i == blocks else f"b{i}"
-        nodes += [helper.make_node("Conv", [f"b{i - 1}", f"w{i}"], [f"c{i}"], pads=[1, 1, 1, 1],
-                                   group=channels if depthwise else 1),
-                  helper.make_node("Sigmoid", [f"c{i}"], [f"d{i}"]),
-                  helper.make_node("Mul", [f"c{i}", f"d{i}"], [out])]
-    g = helper.make_graph(nodes, "m", [helper.make_tensor_value_info("x", TensorProto.FLOAT, ["N", 3, size, size])],
-                          [helper.make_tensor_value_info("y", TensorProto.FLOAT, None)], inits)
-    onnx.save(helper.make_model(g, opset_imports=[helper.make_opsetid("", 17)], ir_version=10), str(path))
-    return path
-
-
 @pytest.fixture(scope="module")
 def tiny_statics(tmp_path_factory):
     d = tmp_path_factory.mktemp("pub")
     specs = {"dense16": (16, False, 2, 32), "dense96": (96, False, 2, 64), "dw64": (64, True, 3, 64),
              "tiny4": (2, False, 1, 4), "tiny4x12": (2, False, 12, 4)}
-    return {(name, b): analyze(_tiny(d / f"{name}.onnx", *spec), batch=b)
+    return {(name, b): analyze(conv_silu_model(d / f"{name}.onnx", *spec), batch=b)
             for name, spec in specs.items() for b in (1, 8)}
 
 
