@@ -37,7 +37,7 @@ def main(argv=None) -> int:
 
     from hackforge_edge.data import synthetic
     from hackforge_edge.data.preprocess import ImagePreprocess
-    from hackforge_edge.serving.inputs import DRAFT_MARGIN, images_to_batch
+    from hackforge_edge.serving.inputs import images_to_batch, load_image
     from hackforge_edge.serving.settings import load_settings
 
     pre = ImagePreprocess.from_json(json.loads((args.bundle / "preprocess.json").read_text()))
@@ -71,10 +71,8 @@ def main(argv=None) -> int:
             buf = io.BytesIO()
             Image.fromarray(im).save(buf, format="JPEG", quality=args.quality)
             blobs.append(buf.getvalue())
-        probe = Image.open(io.BytesIO(blobs[0]))  # the size the server decodes at (inputs.load_image)
-        th, tw = pre.image_size
-        if probe.size[0] >= 2 * DRAFT_MARGIN * tw and probe.size[1] >= 2 * DRAFT_MARGIN * th:
-            probe.draft("RGB", (DRAFT_MARGIN * tw, DRAFT_MARGIN * th))
+        # the size the server decodes at: its own loader, on the first image
+        probe = load_image(blobs[0], fast_cfg, target_size=tuple(pre.image_size))
         exact, t_exact = batch(blobs, exact_cfg)
         fast, t_fast = batch(blobs, fast_cfg)
         d = np.abs(fast - exact)

@@ -240,10 +240,10 @@ async def _prediction(request: Request, host: ModelHost, settings: ServeSettings
                        "application/octet-stream or application/json", 415, "unsupported_media_type")
 
 
-def _lifespan(host: ModelHost, settings: ServeSettings, metrics: ServingMetrics,
-              pools: list[RunPool]):
-    """The app's lifespan: load the model (unless loaded), open the RunPool into ``pools``,
-    warm up in the background; on shutdown wait for the warm-up, close the pool and batcher."""
+def _lifespan(host: ModelHost, settings: ServeSettings, metrics: ServingMetrics):
+    """The app's lifespan: load the model (unless loaded), open the RunPool as
+    ``app.state.pool`` (its size needs the session), warm up in the background; on shutdown
+    wait for the warm-up, close the pool and batcher."""
 
     @asynccontextmanager
     async def lifespan(app):
@@ -257,7 +257,7 @@ def _lifespan(host: ModelHost, settings: ServeSettings, metrics: ServingMetrics,
             log.error("cannot serve: %s", exc)
             raise
         log.info("model %s loaded on %s", host.version, host.session.get_providers())
-        pools.append(RunPool(host, settings))
+        app.state.pool = RunPool(host, settings)
         warm = asyncio.create_task(run_in_threadpool(host.warm_up))
         warm.add_done_callback(lambda _t: metrics.ready.set(1 if host.ready.is_set() else 0))
         try:
@@ -265,7 +265,8 @@ def _lifespan(host: ModelHost, settings: ServeSettings, metrics: ServingMetrics,
         finally:
             if not warm.done():
                 await warm  # a running session.run cannot be interrupted; let it finish
-            pools.pop().close()
+            app.state.pool.close()
+            app.state.pool = None
             if host.batcher is not None:
                 host.batcher.close()
 
@@ -286,10 +287,9 @@ def create_app(model_path: str | Path, *, providers: Sequence[str] | None = None
         settings = settings.model_copy(update={"providers": tuple(providers)})
     host = ModelHost(model_path, settings, allow_incomplete=allow_incomplete)
     metrics = ServingMetrics(ROUTES)
-    pools: list[RunPool] = []  # the one RunPool, made once the session (and its run count) exists
-    lifespan = _lifespan(host, settings, metrics, pools)
-    app = FastAPI(title="hackforge-edge model server", version=__version__, lifespan=lifespan,
-                  docs_url=None, redoc_url=None)
+    app = FastAPI(title="hackforge-edge model server", version=__version__,
+                  lifespan=_lifespan(host, settings, metrics), docs_url=None, redoc_url=None)
+    app.state.pool = None  # the RunPool, opened by the lifespan
     app.state.host = host
     app.state.metrics = metrics
     app.state.settings = settings
@@ -317,9 +317,10 @@ def create_app(model_path: str | Path, *, providers: Sequence[str] | None = None
     @app.post("/v1/predict")
     async def predict(request: Request):
         t0 = time.perf_counter()
-        if not host.ready.is_set() or not pools:
+        pool = app.state.pool
+        if not host.ready.is_set() or pool is None:
             raise RequestError("model is loading or warming up", 503, "not_ready")
-        result, wait_s, run_s = await _prediction(request, host, settings, pools[0])
+        result, wait_s, run_s = await _prediction(request, host, settings, pool)
         metrics.inference.observe(run_s)
         metrics.predictions.inc(len(result["predictions"]))
         result["model"] = {"name": host.name, "sha256": host.sha256[:12], "version": host.version}
