@@ -9,8 +9,13 @@ dynamic batch) in a temp dir, starts the real server on 127.0.0.1 in a subproces
    for the given duration (keep-alive connections, body encoded once): ``multipart`` (the JPEG
    as a form upload), ``jpeg`` (the JPEG as a raw image/jpeg body), ``tensor`` (the
    preprocessed float32 tensor as application/octet-stream, for clients that preprocess);
-3. raw again after each served phase: on a shared machine the background load drifts, so each
-   mode's ratio uses the mean of the raw windows right before and after it (all are printed).
+3. in-process, after each served phase: N threads call the server's own request handler
+   (``ModelHost.predict_images`` / ``predict_binary``: decode, training preprocessing,
+   ``session.run``, response dict) in this process, with no HTTP and no event loop. This is the
+   best any server could do with that preprocessing: ``in-process / raw`` is what the
+   preprocessing costs, ``served / in-process`` what HTTP costs;
+4. raw again after each mode: on a shared machine the background load drifts, so each mode's
+   ratios use the mean of the raw windows right before and after it (all are printed).
 
 Prints one row per mode: errors, latency p50/p99 (ms), throughput (req/s), its ratio to raw
 runs/s, and CPU ms per request in the server and in the load clients (psutil/os.times: CPU
@@ -18,6 +23,7 @@ time is far less sensitive than wall time to other tenants); then the server's R
 and talks to 127.0.0.1 only.
 
     python benchmarks/serve_load.py --seconds 30 --clients 8 --intra-op-threads 1
+    python benchmarks/serve_load.py --jpeg-size 224x224   # a JPEG already at the input size
 """
 
 from __future__ import annotations
@@ -85,14 +91,8 @@ def percentile_ms(values: list[float], q: float) -> float:
     return percentile([v * 1000 for v in values], q) if values else float("nan")
 
 
-def raw_throughput(onnx_path: Path, x: np.ndarray, threads: int, seconds: float, intra: int, inter: int) -> dict:
-    """runs/s of ``session.run`` at batch 1 from ``threads`` threads on one session."""
-    from hackforge_edge.runtime.session import make_session
-
-    # the server's session options: the same factory, the same thread settings
-    sess = make_session(onnx_path, threads=intra or None, inter_op_threads=inter or None)
-    for _ in range(5):
-        sess.run(None, {"input": x})
+def _threads_loop(call, threads: int, seconds: float) -> dict:
+    """``call()`` from ``threads`` threads for ``seconds``: calls/s, CPU ms per call, p50/p99."""
     counts = [0] * threads
     lat: list[list[float]] = [[] for _ in range(threads)]
     stop = time.perf_counter() + seconds
@@ -100,7 +100,7 @@ def raw_throughput(onnx_path: Path, x: np.ndarray, threads: int, seconds: float,
     def worker(i: int) -> None:
         while time.perf_counter() < stop:
             t = time.perf_counter()
-            sess.run(None, {"input": x})
+            call()
             lat[i].append(time.perf_counter() - t)
             counts[i] += 1
 
@@ -117,6 +117,48 @@ def raw_throughput(onnx_path: Path, x: np.ndarray, threads: int, seconds: float,
     return {"runs": sum(counts), "seconds": elapsed, "per_s": sum(counts) / elapsed,
             "cpu_ms_per_run": cpu_s * 1000 / max(sum(counts), 1),
             "p50_ms": percentile_ms(flat, 50), "p99_ms": percentile_ms(flat, 99)}
+
+
+def raw_throughput(onnx_path: Path, x: np.ndarray, threads: int, seconds: float, intra: int, inter: int) -> dict:
+    """runs/s of ``session.run`` at batch 1 from ``threads`` threads on one session."""
+    from hackforge_edge.runtime.session import make_session
+
+    # the server's session options: the same factory, the same thread settings
+    sess = make_session(onnx_path, threads=intra or None, inter_op_threads=inter or None)
+    for _ in range(5):
+        sess.run(None, {"input": x})
+    return _threads_loop(lambda: sess.run(None, {"input": x}), threads, seconds)
+
+
+def in_process_host(bundle: Path, intra: int, inter: int, max_batch: int):
+    """The server's ``ModelHost`` (same settings as the served one), loaded in this process."""
+    from hackforge_edge.serving.host import ModelHost
+    from hackforge_edge.serving.settings import ServeSettings
+
+    host = ModelHost(bundle, ServeSettings(intra_op_threads=intra, inter_op_threads=inter, max_batch=max_batch))
+    host.load()
+    host.warm_up()
+    return host
+
+
+def in_process_throughput(host, mode: str, body: bytes, headers: dict[str, str], threads: int,
+                          seconds: float) -> dict:
+    """requests/s of the server's own handler for ``mode`` with no HTTP: the ceiling for serving.
+    Multipart parsing is HTTP work, so ``multipart`` runs the same handler as ``jpeg``."""
+    if mode == "tensor":
+        lower = {k.lower(): v for k, v in headers.items()}
+        call = lambda: host.predict_binary(body, lower)  # noqa: E731
+    else:
+        jpeg = body if mode == "jpeg" else _multipart_file(body)
+        call = lambda: host.predict_images([jpeg])  # noqa: E731
+    call()
+    return _threads_loop(call, threads, seconds)
+
+
+def _multipart_file(body: bytes) -> bytes:
+    """The file bytes of the one-part form ``request_for("multipart", ...)`` builds."""
+    head, _, rest = body.partition(b"\r\n\r\n")
+    return rest[: rest.rindex(b"\r\n--")]
 
 
 def start_server(bundle: Path, log_path: Path, intra: int, inter: int, max_batch: int) -> tuple:
@@ -248,6 +290,9 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--modes", default="multipart,jpeg,tensor",
                     help="request kinds, one served phase each: multipart (JPEG upload), jpeg (raw "
                          "image/jpeg body), tensor (application/octet-stream, preprocessed by the client)")
+    ap.add_argument("--jpeg-size", default="320x240",
+                    help="WIDTHxHEIGHT of the test JPEG (a 4:3 photo by default, so the training "
+                         "resize does real work; the model's input size skips the resize)")
     ap.add_argument("--json", type=Path, help="also write the record here")
     args = ap.parse_args(argv)
 
@@ -260,7 +305,11 @@ def main(argv: list[str] | None = None) -> int:
         tmp = Path(tmp)
         bundle = args.bundle or build_bundle(tmp / "mobilenet_v2", args.num_classes, args.image_size)
         pre = ImagePreprocess.from_json(json.loads((bundle / "preprocess.json").read_text()))
-        jpeg = test_image()
+        try:
+            width, height = (int(v) for v in args.jpeg_size.lower().split("x"))
+        except ValueError:
+            raise SystemExit(f"--jpeg-size {args.jpeg_size!r}: give WIDTHxHEIGHT, e.g. 320x240") from None
+        jpeg = test_image(width, height)
         x = pre.pil_to_chw(Image.open(io.BytesIO(jpeg)))[None]
 
         proc, base = start_server(bundle, tmp / "server.log", args.intra_op_threads, args.inter_op_threads,
@@ -273,9 +322,12 @@ def main(argv: list[str] | None = None) -> int:
             raws = [raw_throughput(bundle / "model.onnx", x, args.clients, args.raw_seconds,
                                    args.intra_op_threads, args.inter_op_threads)]
             served = {}
+            host = in_process_host(bundle, args.intra_op_threads, args.inter_op_threads, max(args.clients, 1))
             for mode in [m.strip() for m in args.modes.split(",") if m.strip()]:
                 body, headers = request_for(mode, jpeg, x)
                 served[mode] = served_load(base, body, headers, args.clients, args.seconds, proc.pid)
+                served[mode]["in_process"] = in_process_throughput(host, mode, body, headers, args.clients,
+                                                                   args.raw_seconds)
                 raws.append(raw_throughput(bundle / "model.onnx", x, args.clients, args.raw_seconds,
                                            args.intra_op_threads, args.inter_op_threads))
                 around = raws[-2:]
@@ -305,14 +357,25 @@ def main(argv: list[str] | None = None) -> int:
     print(f"raw session.run, batch 1, {args.clients} threads, {len(raws)} windows of {args.raw_seconds:.0f} s "
           f"around the served phases: {rates} runs/s "
           f"(p50 {raws[0]['p50_ms']:.1f} ms), {raw_cpu:.2f} CPU ms per run")
-    print("| request | ok / errors | p50 / p99 ms | req/s | raw runs/s around | served / raw | "
-          "server CPU ms/req | raw CPU ms/run around | client CPU ms/req |")
+    print(f"test JPEG {args.jpeg_size} ({len(jpeg)} bytes); ratios use the raw windows right before and after "
+          "each mode")
+    print("| request | ok / errors | p50 / p99 ms | served req/s | in-process req/s | raw runs/s around | "
+          "served / raw | in-process / raw | served / in-process |")
     print("|---|---|---|---|---|---|---|---|---|")
     for mode, s_ in served.items():
+        inp = s_["in_process"]
         s_["ratio_served_over_raw"] = s_["per_s"] / s_["raw_per_s"]
+        s_["ratio_in_process_over_raw"] = inp["per_s"] / s_["raw_per_s"]
+        s_["ratio_served_over_in_process"] = s_["per_s"] / inp["per_s"]
         print(f"| {mode} | {s_['ok']} / {s_['errors']} {s_['error_kinds'] or ''} | {s_['p50_ms']:.1f} / "
-              f"{s_['p99_ms']:.1f} | {s_['per_s']:.1f} | {s_['raw_per_s']:.1f} | "
-              f"{s_['ratio_served_over_raw']:.2f} | {s_['server_cpu_ms_per_request']:.2f} | "
+              f"{s_['p99_ms']:.1f} | {s_['per_s']:.1f} | {inp['per_s']:.1f} | {s_['raw_per_s']:.1f} | "
+              f"{s_['ratio_served_over_raw']:.2f} | {s_['ratio_in_process_over_raw']:.2f} | "
+              f"{s_['ratio_served_over_in_process']:.2f} |")
+    print("\nCPU ms per request (psutil on the server process; os.times in this process for the rest)")
+    print("| request | server | in-process handler | raw session.run (around) | load clients |")
+    print("|---|---|---|---|---|")
+    for mode, s_ in served.items():
+        print(f"| {mode} | {s_['server_cpu_ms_per_request']:.2f} | {s_['in_process']['cpu_ms_per_run']:.2f} | "
               f"{s_['raw_cpu_ms_per_run']:.2f} | {s_['client_cpu_ms_per_request']:.2f} |")
     print(f"server RSS before / after: {rss_before:.0f} / {rss_after:.0f} MB; alive after: {alive}")
     if args.json:

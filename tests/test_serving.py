@@ -366,6 +366,29 @@ def test_bad_bodies_and_routes_are_4xx_json(client):
         413, "batch_too_large")
     err(client.get("/nope"), 404, "not_found")
     err(client.get("/v1/predict"), 405, "method_not_allowed")
+    err(client.get("/v1/predict/"), 405, "method_not_allowed")
+
+
+def test_predict_endpoint_refuses_a_broken_multipart_body_and_survives_a_crash(client, monkeypatch, caplog):
+    # /v1/predict is answered by a pure ASGI endpoint outside FastAPI's router: its refusals
+    # must still be the one JSON error shape, and an unexpected failure a logged 500
+    broken = b"--b\r\nbad header\r\n\r\n"
+    err(client.post("/v1/predict", content=broken,
+                    headers={"content-type": "multipart/form-data; boundary=b"}), 400, "bad_request")
+    err(client.post("/v1/predict", content=b"x", headers={"content-type": "multipart/form-data"}), 400,
+        "bad_request")  # no boundary
+    host = client.app.state.host
+
+    def crash(*_a, **_k):
+        raise RuntimeError("boom")
+
+    monkeypatch.setattr(host, "predict_images", crash)
+    with caplog.at_level("ERROR", logger="hackforge_edge.serving"):
+        assert "RuntimeError" in err(client.post("/v1/predict", files={"file": ("x.png", png_bytes(), "image/png")}),
+                                     500, "internal")
+    assert "unexpected error" in caplog.text and "boom" in caplog.text
+    monkeypatch.undo()
+    assert client.post("/v1/predict", files={"file": ("x.png", png_bytes(), "image/png")}).status_code == 200
 
 
 def test_body_limit_on_content_length_and_on_a_chunked_stream(client):
