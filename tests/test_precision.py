@@ -147,6 +147,27 @@ def test_precision_losing_accuracy_is_never_recommended(onnx_model, tmp_path):
     assert strict.summary["nvidia-t4"].recommended.precision == "fp32"
     int8 = next(e for e in strict.entries if e.precision == "int8")
     assert int8.verdict != "FAIL" and not int8.recommendable and "5.00 pp" in int8.recommendation_note
+    assert _verdict_rows(strict) == {"fp32": "reference", "int8": "-5.00 pp"}
+    prof.accuracy.pop("int8")  # no variant judged: the verdict table must not look like an accuracy pass
+    assert _verdict_rows(evaluate(prof, Requirements(max_latency_ms=1000)))["int8"] == "not checked"
+    prof.accuracy["int8"] = PrecisionAccuracy(precision="int8", accuracy=0.85, fp32_accuracy=0.9, drop_pp=5.0,
+                                              source="test")
     loose = evaluate(prof, Requirements(max_latency_ms=1000, max_accuracy_drop_pp=6))
     assert loose.summary["nvidia-t4"].recommended.precision == "int8"   # int8 projects faster on T4
     assert loose.summary["nvidia-t4"].recommended.accuracy == 0.85
+
+
+def _verdict_rows(feasibility) -> dict[str, str]:
+    """precision -> the "top-1 vs fp32" cell of `hf-edge profile`'s verdict table (nvidia-t4)."""
+    from rich.console import Console
+
+    from hackforge_edge.cli.profile_cmd import verdict_table
+
+    console = Console(width=400, record=True, color_system=None)
+    console.print(verdict_table(feasibility))
+    rows = {}
+    for line in console.export_text().splitlines():
+        cells = [c.strip() for c in line.split("│")]
+        if len(cells) > 5 and cells[1].startswith("nvidia-t4"):
+            rows[cells[2]] = cells[5]
+    return rows

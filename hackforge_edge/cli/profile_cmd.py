@@ -105,9 +105,10 @@ def verdict_table(feasibility: "Feasibility"):
 
     colours = {"PASS": "green", "MARGINAL": "yellow", "FAIL": "red"}
     t = Table(title="Feasibility: latency, items/s, memory projected (this-machine: measured); "
-                    "energy and CO2 estimated")
-    for col in ("target / mode", "precision", "batch", "verdict", "latency ms (band)", "items/s", "memory req/cap",
-                "J/inf", "devices", "kWh/yr", "kg CO2/yr"):
+                    "energy and CO2 estimated; the verdict judges speed, memory and power, the "
+                    "top-1 column accuracy on target data")
+    for col in ("target / mode", "precision", "batch", "verdict", "top-1 vs fp32", "latency ms (band)", "items/s",
+                "memory req/cap", "J/inf", "devices", "kWh/yr", "kg CO2/yr"):
         t.add_column(col, justify="left" if col in ("target / mode", "precision", "verdict", "latency ms (band)", "memory req/cap")
                      else "right", no_wrap=col in ("verdict", "batch"))
     for e in feasibility.entries:
@@ -116,7 +117,8 @@ def verdict_table(feasibility: "Feasibility"):
         devices = e.workload.devices_needed if e.workload is not None else None
         t.add_row(
             f"{e.profile} {e.mode}".strip(), e.precision, str(e.batch),
-            f"[{colours[e.verdict]}]{e.verdict}[/]", f"{fmt(lat.value if lat else None)}{band}",
+            f"[{colours[e.verdict]}]{e.verdict}[/]", _accuracy_cell(e),
+            f"{fmt(lat.value if lat else None)}{band}",
             fmt(e.throughput_per_s),
             f"{fmt_bytes(e.memory_required_bytes)} / {fmt_bytes(e.memory_capacity_bytes)}",
             fmt(e.energy_per_inference_j.value), "-" if devices is None else str(devices),
@@ -128,6 +130,17 @@ def verdict_table(feasibility: "Feasibility"):
     t.caption = (f"requirements: {', '.join(f'{k}={v}' for k, v in req.items()) or 'none'}; "
                  f"margin {feasibility.config.marginal_margin}; grid {grid_text}; reasons in feasibility.json")
     return t
+
+
+def _accuracy_cell(entry) -> str:
+    """fp32 is the reference; another precision shows its top-1 change on target data, or that
+    no variant of it was checked (its verdict then says nothing about accuracy)."""
+    if entry.precision == "fp32":
+        return "reference"
+    acc = entry.accuracy
+    if acc is None or acc.drop_pp is None:
+        return "[yellow]not checked[/]"
+    return f"{-acc.drop_pp:+.2f} pp"
 
 
 def recommendation_table(feasibility: "Feasibility"):
