@@ -9,11 +9,12 @@ dynamic batch) in a temp dir, starts the real server on 127.0.0.1 in a subproces
    for the given duration (keep-alive connections, body encoded once): ``multipart`` (the JPEG
    as a form upload), ``jpeg`` (the JPEG as a raw image/jpeg body), ``tensor`` (the
    preprocessed float32 tensor as application/octet-stream, for clients that preprocess);
-3. in-process, after each served phase: N threads call the server's own request handler
+3. in-process, after each served phase: as many threads as the server's run pool (one per
+   run that may execute at once: 2 here) call the server's own request handler
    (``ModelHost.predict_images`` / ``predict_binary``: decode, training preprocessing,
-   ``session.run``, response dict) in this process, with no HTTP and no event loop. This is the
-   best any server could do with that preprocessing: ``in-process / raw`` is what the
-   preprocessing costs, ``served / in-process`` what HTTP costs;
+   ``session.run``, response dict) in this process, with no HTTP and no event loop: the server
+   minus HTTP. ``in-process / raw`` is what the preprocessing costs, ``served / in-process``
+   what HTTP costs (8 threads preprocessing at once on 2 cores were slower than the server);
 4. raw again after each mode: on a shared machine the background load drifts, so each mode's
    ratios use the mean of the raw windows right before and after it (all are printed).
 
@@ -33,6 +34,7 @@ import io
 import json
 import os
 import re
+import socket
 import statistics
 import subprocess
 import sys
@@ -204,84 +206,161 @@ def request_for(mode: str, jpeg: bytes, x: np.ndarray) -> tuple[bytes, dict[str,
     raise SystemExit(f"unknown mode {mode!r} (multipart, jpeg, tensor)")
 
 
+class _Conn:
+    """One keep-alive HTTP/1.1 connection of the load generator, read without blocking."""
+
+    def __init__(self, host: str, port: int, request: bytes):
+        self.addr = (host, port)
+        self.request = request
+        self.sock: socket.socket | None = None
+        self.buf = b""
+        self.sent_at = 0.0
+
+    def send(self) -> None:
+        if self.sock is None:
+            self.sock = socket.create_connection(self.addr, timeout=60)
+            self.sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        self.buf = b""
+        self.sent_at = time.perf_counter()
+        self.sock.setblocking(True)
+        self.sock.sendall(self.request)
+        self.sock.setblocking(False)
+
+    def read(self) -> tuple[int, bytes] | None:
+        """(status, body) once the whole response is in, None while it is not; raises on a
+        closed connection or a response without Content-Length (uvicorn always sends one)."""
+        chunk = self.sock.recv(1 << 20)
+        if not chunk:
+            raise ConnectionError("server closed the connection")
+        self.buf += chunk
+        head, sep, rest = self.buf.partition(b"\r\n\r\n")
+        if not sep:
+            return None
+        lines = head.split(b"\r\n")
+        length = next((int(v) for k, _, v in (ln.partition(b":") for ln in lines[1:])
+                       if k.strip().lower() == b"content-length"), None)
+        if length is None:
+            raise ConnectionError("response without Content-Length")
+        if len(rest) < length:
+            return None
+        return int(lines[0].split()[1]), rest[:length]
+
+    def close(self) -> None:
+        if self.sock is not None:
+            self.sock.close()
+            self.sock = None
+
+
 def served_load(base: str, body: bytes, headers: dict[str, str], clients: int, seconds: float,
                 server_pid: int) -> dict:
-    """``clients`` threads, each on one keep-alive connection, POST ``body`` for ``seconds``.
+    """``clients`` keep-alive connections, each POSTing ``body`` again as soon as its response is in,
+    for ``seconds``.
 
-    The clients use the standard library's ``http.client``: the load generator shares this
-    machine's cores with the server, and httpx spends ~1.5 ms of CPU per request where
-    ``http.client`` spends a fraction of that, CPU the server would otherwise lose. Every
-    response is still parsed (JSON) and checked.
+    All connections are driven by ONE thread with ``selectors``: the load generator shares this
+    machine's cores with the server, and every wake-up of a client thread preempts a thread
+    running the model and evicts part of its cache. Eight ``http.client`` threads cost 0.4 ms of
+    CPU per request and about 3.5 involuntary context switches of the server's run threads per
+    request; a remote client costs the server nothing of the kind. Every response is still
+    parsed (JSON) and checked.
     """
-    import http.client
+    import selectors
     from urllib.parse import urlsplit
 
     import psutil
 
     server = psutil.Process(server_pid)
     where = urlsplit(base)
-    lat: list[list[float]] = [[] for _ in range(clients)]
-    infer: list[list[float]] = [[] for _ in range(clients)]
+    head = "".join(f"{k}: {v}\r\n" for k, v in {**headers, "Content-Length": str(len(body))}.items())
+    request = (f"POST /v1/predict HTTP/1.1\r\nHost: {where.netloc}\r\n{head}\r\n").encode() + body
+    lat: list[float] = []
+    infer: list[float] = []
     errors: list[str] = []
     labels: set[str] = set()
-    stop = time.perf_counter() + seconds
-    lock = threading.Lock()
-    send_headers = {**headers, "Content-Length": str(len(body))}
-
-    def worker(i: int) -> None:
-        conn = http.client.HTTPConnection(where.hostname, where.port, timeout=60)
-        try:
-            while time.perf_counter() < stop:
-                t = time.perf_counter()
-                try:
-                    conn.request("POST", "/v1/predict", body=body, headers=send_headers)
-                    r = conn.getresponse()
-                    payload = r.read()
-                except (OSError, http.client.HTTPException) as exc:
-                    with lock:
-                        errors.append(type(exc).__name__)
-                    conn.close()
-                    conn = http.client.HTTPConnection(where.hostname, where.port, timeout=60)
-                    continue
-                dt = time.perf_counter() - t
-                if r.status != 200:
-                    with lock:
-                        errors.append(str(r.status))
-                    continue
-                data = json.loads(payload)
-                lat[i].append(dt)
-                infer[i].append(data["latency_ms"]["inference"] / 1000)
-                with lock:
-                    labels.add(data["predictions"][0]["label"])
-        finally:
-            conn.close()
+    sel = selectors.DefaultSelector()
+    conns = [_Conn(where.hostname, where.port, request) for _ in range(clients)]
 
     cpu0 = sum(server.cpu_times()[:2])
     client_cpu0 = sum(os.times()[:2])
     t0 = time.perf_counter()
-    ts = [threading.Thread(target=worker, args=(i,)) for i in range(clients)]
-    for t in ts:
-        t.start()
-    for t in ts:
-        t.join()
+    stop = t0 + seconds
+    for c in conns:
+        c.send()
+        sel.register(c.sock, selectors.EVENT_READ, c)
+    while sel.get_map():
+        events = sel.select(timeout=60)
+        if not events:
+            errors.extend(["timeout"] * len(sel.get_map()))
+            break
+        for key, _ in events:
+            c = key.data
+            try:
+                done = c.read()
+            except OSError as exc:
+                errors.append(type(exc).__name__)
+                sel.unregister(c.sock)
+                c.close()
+                if time.perf_counter() < stop:
+                    c.send()
+                    sel.register(c.sock, selectors.EVENT_READ, c)
+                continue
+            if done is None:
+                continue
+            status, payload = done
+            if status != 200:
+                errors.append(str(status))
+            else:
+                lat.append(time.perf_counter() - c.sent_at)
+                data = json.loads(payload)
+                infer.append(data["latency_ms"]["inference"] / 1000)
+                labels.add(data["predictions"][0]["label"])
+            if time.perf_counter() < stop:
+                c.send()
+            else:
+                sel.unregister(c.sock)
+                c.close()
     elapsed = time.perf_counter() - t0
     cpu_s = sum(server.cpu_times()[:2]) - cpu0
     client_cpu_s = sum(os.times()[:2]) - client_cpu0
-    flat = [v for chunk in lat for v in chunk]
-    flat_inf = [v for chunk in infer for v in chunk]
-    return {"server_cpu_ms_per_request": cpu_s * 1000 / max(len(flat), 1),
-            "client_cpu_ms_per_request": client_cpu_s * 1000 / max(len(flat), 1), "ok": len(flat), "errors": len(errors), "error_kinds": sorted(set(errors)), "seconds": elapsed,
-            "per_s": len(flat) / elapsed, "p50_ms": percentile_ms(flat, 50), "p90_ms": percentile_ms(flat, 90),
-            "p99_ms": percentile_ms(flat, 99), "mean_ms": float(np.mean(flat) * 1000) if flat else float("nan"),
-            "server_run_p50_ms": percentile_ms(flat_inf, 50), "labels": sorted(labels)}
+    sel.close()
+    return {"server_cpu_ms_per_request": cpu_s * 1000 / max(len(lat), 1),
+            "client_cpu_ms_per_request": client_cpu_s * 1000 / max(len(lat), 1), "ok": len(lat),
+            "errors": len(errors), "error_kinds": sorted(set(errors)), "seconds": elapsed,
+            "per_s": len(lat) / elapsed, "p50_ms": percentile_ms(lat, 50), "p90_ms": percentile_ms(lat, 90),
+            "p99_ms": percentile_ms(lat, 99), "mean_ms": float(np.mean(lat) * 1000) if lat else float("nan"),
+            "server_run_p50_ms": percentile_ms(infer, 50), "labels": sorted(labels)}
+
+
+def _median_range(values: list[float], digits: int = 2) -> str:
+    """``0.74`` for one value, ``0.74 (0.65-0.93)`` (median, min-max) for several."""
+    med = statistics.median(values)
+    if len(values) == 1:
+        return f"{med:.{digits}f}"
+    return f"{med:.{digits}f} ({min(values):.{digits}f}-{max(values):.{digits}f})"
+
+
+def _summarise(blocks: list[dict]) -> dict:
+    """One mode's repeats -> totals, and per figure the list of per-repeat values."""
+    keys = ("per_s", "p50_ms", "p99_ms", "ratio_served_over_raw", "ratio_in_process_over_raw",
+            "ratio_served_over_in_process", "server_cpu_ms_per_request", "client_cpu_ms_per_request",
+            "raw_per_s", "raw_cpu_ms_per_run")
+    out = {k: [b[k] for b in blocks] for k in keys}
+    out["in_process_per_s"] = [b["in_process"]["per_s"] for b in blocks]
+    out["in_process_cpu_ms_per_request"] = [b["in_process"]["cpu_ms_per_run"] for b in blocks]
+    out["ok"] = sum(b["ok"] for b in blocks)
+    out["errors"] = sum(b["errors"] for b in blocks)
+    out["error_kinds"] = sorted({k for b in blocks for k in b["error_kinds"]})
+    return out
 
 
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    ap.add_argument("--seconds", type=float, default=30.0, help="served load duration (s)")
+    ap.add_argument("--seconds", type=float, default=30.0, help="served load duration (s) of each phase")
     ap.add_argument("--raw-seconds", type=float, default=10.0,
-                    help="raw session.run duration (s) of each window: before the first served phase and after each")
-    ap.add_argument("--clients", type=int, default=8, help="concurrent client threads (also raw threads)")
+                    help="duration (s) of each raw session.run window and each in-process phase")
+    ap.add_argument("--repeats", type=int, default=1,
+                    help="run every mode's served / in-process / raw sequence this many times, modes "
+                         "interleaved; tables then give the median and the min-max over repeats")
+    ap.add_argument("--clients", type=int, default=8, help="concurrent connections (also raw threads)")
     ap.add_argument("--intra-op-threads", type=int, default=1, help="onnxruntime intra-op threads (0 = ORT default)")
     ap.add_argument("--inter-op-threads", type=int, default=0, help="onnxruntime inter-op threads (0 = ORT default)")
     ap.add_argument("--num-classes", type=int, default=2)
@@ -295,12 +374,15 @@ def main(argv: list[str] | None = None) -> int:
                          "resize does real work; the model's input size skips the resize)")
     ap.add_argument("--json", type=Path, help="also write the record here")
     args = ap.parse_args(argv)
+    if args.repeats < 1:
+        raise SystemExit("--repeats must be >= 1")
 
     import psutil
     from PIL import Image
 
     from hackforge_edge.data.preprocess import ImagePreprocess
 
+    modes = [m.strip() for m in args.modes.split(",") if m.strip()]
     with tempfile.TemporaryDirectory(prefix="hf-edge-load-") as tmp:
         tmp = Path(tmp)
         bundle = args.bundle or build_bundle(tmp / "mobilenet_v2", args.num_classes, args.image_size)
@@ -311,29 +393,38 @@ def main(argv: list[str] | None = None) -> int:
             raise SystemExit(f"--jpeg-size {args.jpeg_size!r}: give WIDTHxHEIGHT, e.g. 320x240") from None
         jpeg = test_image(width, height)
         x = pre.pil_to_chw(Image.open(io.BytesIO(jpeg)))[None]
+        requests = {mode: request_for(mode, jpeg, x) for mode in modes}
 
         proc, base = start_server(bundle, tmp / "server.log", args.intra_op_threads, args.inter_op_threads,
                                   max(args.clients, 1))
         try:
             ps = psutil.Process(proc.pid)
             rss_before = ps.memory_info().rss / 1e6
-            # raw windows between the served phases: each mode's ratio uses the raw rate measured
-            # right before and right after it, so drift on a shared machine cancels per mode
-            raws = [raw_throughput(bundle / "model.onnx", x, args.clients, args.raw_seconds,
-                                   args.intra_op_threads, args.inter_op_threads)]
-            served = {}
             host = in_process_host(bundle, args.intra_op_threads, args.inter_op_threads, max(args.clients, 1))
-            for mode in [m.strip() for m in args.modes.split(",") if m.strip()]:
-                body, headers = request_for(mode, jpeg, x)
-                served[mode] = served_load(base, body, headers, args.clients, args.seconds, proc.pid)
-                served[mode]["in_process"] = in_process_throughput(host, mode, body, headers, args.clients,
-                                                                   args.raw_seconds)
-                raws.append(raw_throughput(bundle / "model.onnx", x, args.clients, args.raw_seconds,
-                                           args.intra_op_threads, args.inter_op_threads))
-                around = raws[-2:]
-                served[mode]["raw_per_s_around"] = [r["per_s"] for r in around]
-                served[mode]["raw_per_s"] = statistics.fmean(r["per_s"] for r in around)
-                served[mode]["raw_cpu_ms_per_run"] = statistics.fmean(r["cpu_ms_per_run"] for r in around)
+
+            def raw() -> dict:
+                return raw_throughput(bundle / "model.onnx", x, args.clients, args.raw_seconds,
+                                      args.intra_op_threads, args.inter_op_threads)
+
+            # raw windows between the phases: each block's ratios use the raw rate measured right
+            # before and right after it, so drift on a shared machine cancels per block
+            raws = [raw()]
+            blocks: dict[str, list[dict]] = {mode: [] for mode in modes}
+            for _ in range(args.repeats):
+                for mode in modes:
+                    body, headers = requests[mode]
+                    b = served_load(base, body, headers, args.clients, args.seconds, proc.pid)
+                    b["in_process"] = in_process_throughput(host, mode, body, headers, host.concurrent_runs,
+                                                            args.raw_seconds)
+                    raws.append(raw())
+                    around = raws[-2:]
+                    b["raw_per_s_around"] = [r["per_s"] for r in around]
+                    b["raw_per_s"] = statistics.fmean(r["per_s"] for r in around)
+                    b["raw_cpu_ms_per_run"] = statistics.fmean(r["cpu_ms_per_run"] for r in around)
+                    b["ratio_served_over_raw"] = b["per_s"] / b["raw_per_s"]
+                    b["ratio_in_process_over_raw"] = b["in_process"]["per_s"] / b["raw_per_s"]
+                    b["ratio_served_over_in_process"] = b["per_s"] / b["in_process"]["per_s"]
+                    blocks[mode].append(b)
             rss_after = ps.memory_info().rss / 1e6
             alive = proc.poll() is None
         finally:
@@ -343,44 +434,43 @@ def main(argv: list[str] | None = None) -> int:
             except subprocess.TimeoutExpired:
                 proc.kill()
 
-    raw_per_s = statistics.fmean(r["per_s"] for r in raws)
+    summary = {mode: _summarise(bs) for mode, bs in blocks.items()}
     raw_cpu = statistics.fmean(r["cpu_ms_per_run"] for r in raws)
     record = {"clients": args.clients, "intra_op_threads": args.intra_op_threads,
-              "inter_op_threads": args.inter_op_threads, "cpu_count": os.cpu_count(),
-              "loadavg_1m": os.getloadavg()[0], "raw_windows": raws,
-              "served": served, "raw_per_s_mean": raw_per_s, "raw_cpu_ms_per_run": raw_cpu,
+              "inter_op_threads": args.inter_op_threads, "cpu_count": os.cpu_count(), "repeats": args.repeats,
+              "jpeg_size": args.jpeg_size, "loadavg_1m": os.getloadavg()[0], "raw_windows": raws,
+              "blocks": blocks, "summary": summary, "raw_cpu_ms_per_run": raw_cpu,
               "server_rss_mb": {"before": rss_before, "after": rss_after}, "server_alive_after": alive}
-    print(f"MobileNetV2 {args.image_size} px, {args.clients} clients x {args.seconds:.0f} s per mode on "
-          f"loopback; ORT intra/inter-op threads {args.intra_op_threads}/{args.inter_op_threads}; "
-          f"{os.cpu_count()} CPUs, load avg (1 min) {record['loadavg_1m']:.1f}")
-    rates = ", ".join(f"{r['per_s']:.1f}" for r in raws)
-    print(f"raw session.run, batch 1, {args.clients} threads, {len(raws)} windows of {args.raw_seconds:.0f} s "
-          f"around the served phases: {rates} runs/s "
-          f"(p50 {raws[0]['p50_ms']:.1f} ms), {raw_cpu:.2f} CPU ms per run")
-    print(f"test JPEG {args.jpeg_size} ({len(jpeg)} bytes); ratios use the raw windows right before and after "
-          "each mode")
-    print("| request | ok / errors | p50 / p99 ms | served req/s | in-process req/s | raw runs/s around | "
+    print(f"MobileNetV2 {args.image_size} px, {args.clients} connections x {args.seconds:g} s per served phase "
+          f"x {args.repeats} repeat(s) on loopback; ORT intra/inter-op threads "
+          f"{args.intra_op_threads}/{args.inter_op_threads}; {os.cpu_count()} CPUs, load avg (1 min) "
+          f"{record['loadavg_1m']:.1f}")
+    rates = ", ".join(f"{r['per_s']:.0f}" for r in raws)
+    print(f"raw session.run, batch 1, {args.clients} threads, {len(raws)} windows of {args.raw_seconds:g} s: "
+          f"{rates} runs/s (p50 {raws[0]['p50_ms']:.1f} ms), {raw_cpu:.2f} CPU ms per run")
+    print(f"test JPEG {args.jpeg_size} ({len(jpeg)} bytes); in-process: {host.concurrent_runs} threads (the "
+          "server's run pool); each ratio uses the raw windows right before and after its block"
+          + ("; median (min-max) over repeats" if args.repeats > 1 else ""))
+    print("| request | ok / errors | p50 / p99 ms | served req/s | in-process req/s | "
           "served / raw | in-process / raw | served / in-process |")
-    print("|---|---|---|---|---|---|---|---|---|")
-    for mode, s_ in served.items():
-        inp = s_["in_process"]
-        s_["ratio_served_over_raw"] = s_["per_s"] / s_["raw_per_s"]
-        s_["ratio_in_process_over_raw"] = inp["per_s"] / s_["raw_per_s"]
-        s_["ratio_served_over_in_process"] = s_["per_s"] / inp["per_s"]
-        print(f"| {mode} | {s_['ok']} / {s_['errors']} {s_['error_kinds'] or ''} | {s_['p50_ms']:.1f} / "
-              f"{s_['p99_ms']:.1f} | {s_['per_s']:.1f} | {inp['per_s']:.1f} | {s_['raw_per_s']:.1f} | "
-              f"{s_['ratio_served_over_raw']:.2f} | {s_['ratio_in_process_over_raw']:.2f} | "
-              f"{s_['ratio_served_over_in_process']:.2f} |")
+    print("|---|---|---|---|---|---|---|---|")
+    for mode, m in summary.items():
+        print(f"| {mode} | {m['ok']} / {m['errors']} {m['error_kinds'] or ''} | "
+              f"{statistics.median(m['p50_ms']):.1f} / {statistics.median(m['p99_ms']):.1f} | "
+              f"{_median_range(m['per_s'], 0)} | {_median_range(m['in_process_per_s'], 0)} | "
+              f"{_median_range(m['ratio_served_over_raw'])} | {_median_range(m['ratio_in_process_over_raw'])} | "
+              f"{_median_range(m['ratio_served_over_in_process'])} |")
     print("\nCPU ms per request (psutil on the server process; os.times in this process for the rest)")
-    print("| request | server | in-process handler | raw session.run (around) | load clients |")
+    print("| request | server | in-process handler | raw session.run (around) | load generator |")
     print("|---|---|---|---|---|")
-    for mode, s_ in served.items():
-        print(f"| {mode} | {s_['server_cpu_ms_per_request']:.2f} | {s_['in_process']['cpu_ms_per_run']:.2f} | "
-              f"{s_['raw_cpu_ms_per_run']:.2f} | {s_['client_cpu_ms_per_request']:.2f} |")
+    for mode, m in summary.items():
+        print(f"| {mode} | {_median_range(m['server_cpu_ms_per_request'])} | "
+              f"{_median_range(m['in_process_cpu_ms_per_request'])} | {_median_range(m['raw_cpu_ms_per_run'])} | "
+              f"{_median_range(m['client_cpu_ms_per_request'])} |")
     print(f"server RSS before / after: {rss_before:.0f} / {rss_after:.0f} MB; alive after: {alive}")
     if args.json:
         args.json.write_text(json.dumps(record, indent=2))
-    return 0 if all(s_["errors"] == 0 for s_ in served.values()) and alive else 1
+    return 0 if all(m["errors"] == 0 for m in summary.values()) and alive else 1
 
 
 if __name__ == "__main__":
