@@ -5,8 +5,8 @@ dynamic batch) in a temp dir, starts the real server on 127.0.0.1 in a subproces
 
 1. raw: N threads call ``session.run`` at batch 1 on the preprocessed test image, in this
    process, with the same onnxruntime thread settings as the server (server idle meanwhile);
-2. served, once per ``--modes`` entry: N client threads POST the same request to /v1/predict
-   for the given duration (keep-alive connections, body encoded once): ``multipart`` (the JPEG
+2. served, once per ``--modes`` entry: N keep-alive connections (one load-generator thread)
+   POST the same request to /v1/predict for the given duration (body encoded once): ``multipart`` (the JPEG
    as a form upload), ``jpeg`` (the JPEG as a raw image/jpeg body), ``tensor`` (the
    preprocessed float32 tensor as application/octet-stream, for clients that preprocess);
 3. in-process, after each served phase: as many threads as the server's run pool (one per
@@ -15,15 +15,18 @@ dynamic batch) in a temp dir, starts the real server on 127.0.0.1 in a subproces
    ``session.run``, response dict) in this process, with no HTTP and no event loop: the server
    minus HTTP. ``in-process / raw`` is what the preprocessing costs, ``served / in-process``
    what HTTP costs (8 threads preprocessing at once on 2 cores were slower than the server);
-4. raw again after each mode: on a shared machine the background load drifts, so each mode's
+4. raw again after each mode: on a shared machine the background load drifts, so each block's
    ratios use the mean of the raw windows right before and after it (all are printed).
+   ``--repeats K`` runs the whole sequence K times, modes interleaved, and reports every figure
+   as median (min-max) over the K blocks.
 
-Prints one row per mode: errors, latency p50/p99 (ms), throughput (req/s), its ratio to raw
-runs/s, and CPU ms per request in the server and in the load clients (psutil/os.times: CPU
-time is far less sensitive than wall time to other tenants); then the server's RSS. Everything is bounded in time
-and talks to 127.0.0.1 only.
+Prints one row per mode: errors, latency p50/p99 (ms), served and in-process req/s, the ratios,
+and CPU ms per request in the server, the in-process handler, raw ``session.run`` and the load
+generator (psutil/os.times); then the server's RSS. Everything is bounded in time and talks to
+127.0.0.1 only.
 
     python benchmarks/serve_load.py --seconds 30 --clients 8 --intra-op-threads 1
+    python benchmarks/serve_load.py --seconds 10 --raw-seconds 5 --repeats 6   # docker/README.md's table
     python benchmarks/serve_load.py --jpeg-size 224x224   # a JPEG already at the input size
 """
 
