@@ -3,8 +3,13 @@
 Builds a MobileNetV2 bundle (torchvision, weights=None, 224x224, legacy ONNX exporter with a
 dynamic batch) in a temp dir, starts the real server on 127.0.0.1 in a subprocess, and:
 
-1. raw: N threads call ``session.run`` at batch 1 on the preprocessed test image, in this
-   process, with the same onnxruntime thread settings as the server (server idle meanwhile);
+1. raw: ``session.run`` at batch 1 on the preprocessed test image, in this process, with the
+   same onnxruntime thread settings as the server (server idle meanwhile), from two thread
+   counts: N (one per connection: the baseline the serving issue was written against) and the
+   server's run-pool size (2 here). On 2 cores, 8 threads oversubscribe them: the same session
+   gave a median 175 runs/s at 8 threads against 219 at 2 (six interleaved 2-s windows each),
+   so the pool-size rate is the best this machine does and ``served / raw (2 thr)`` is the
+   stricter ratio;
 2. served, once per ``--modes`` entry: N keep-alive connections (one load-generator thread)
    POST the same request to /v1/predict for the given duration (body encoded once): ``multipart`` (the JPEG
    as a form upload), ``jpeg`` (the JPEG as a raw image/jpeg body), ``tensor`` (the
@@ -15,10 +20,13 @@ dynamic batch) in a temp dir, starts the real server on 127.0.0.1 in a subproces
    ``session.run``, response dict) in this process, with no HTTP and no event loop: the server
    minus HTTP. ``in-process / raw`` is what the preprocessing costs, ``served / in-process``
    what HTTP costs (8 threads preprocessing at once on 2 cores were slower than the server);
-4. raw again after each mode: on a shared machine the background load drifts, so each block's
-   ratios use the mean of the raw windows right before and after it (all are printed).
-   ``--repeats K`` runs the whole sequence K times, modes interleaved, and reports every figure
-   as median (min-max) over the K blocks.
+4. raw again after each served phase. This VM's speed drifts: the same raw window ranged from
+   141 to 268 runs/s within one run, minute to minute. So each served phase is cut into
+   ``--slice``-second slices (5 by default), each followed by an in-process and a raw window
+   of the same length, and a block's ratios divide its totals: rates compared are measured
+   seconds apart. ``--slice 0`` runs one served phase, then one in-process and one raw window
+   of ``--raw-seconds``. ``--repeats K`` runs the whole sequence K times, modes interleaved,
+   and reports every figure as median (min-max) over the K blocks.
 
 Prints one row per mode: errors, latency p50/p99 (ms), served and in-process req/s, the ratios,
 and CPU ms per request in the server, the in-process handler, raw ``session.run`` and the load
@@ -26,7 +34,7 @@ generator (psutil/os.times); then the server's RSS. Everything is bounded in tim
 127.0.0.1 only.
 
     python benchmarks/serve_load.py --seconds 30 --clients 8 --intra-op-threads 1
-    python benchmarks/serve_load.py --seconds 10 --raw-seconds 5 --repeats 6   # docker/README.md's table
+    python benchmarks/serve_load.py --seconds 30 --repeats 3   # docker/README.md's table
     python benchmarks/serve_load.py --jpeg-size 224x224   # a JPEG already at the input size
 """
 
@@ -121,17 +129,21 @@ def _threads_loop(call, threads: int, seconds: float) -> dict:
     flat = [v for chunk in lat for v in chunk]
     return {"runs": sum(counts), "seconds": elapsed, "per_s": sum(counts) / elapsed,
             "cpu_ms_per_run": cpu_s * 1000 / max(sum(counts), 1),
-            "p50_ms": percentile_ms(flat, 50), "p99_ms": percentile_ms(flat, 99)}
+            "p50_ms": percentile_ms(flat, 50), "p99_ms": percentile_ms(flat, 99), "latencies_s": flat}
 
 
-def raw_throughput(onnx_path: Path, x: np.ndarray, threads: int, seconds: float, intra: int, inter: int) -> dict:
-    """runs/s of ``session.run`` at batch 1 from ``threads`` threads on one session."""
+def raw_session(onnx_path: Path, x: np.ndarray, intra: int, inter: int):
+    """A session with the server's options (the same factory, the same thread settings), warmed up."""
     from hackforge_edge.runtime.session import make_session
 
-    # the server's session options: the same factory, the same thread settings
     sess = make_session(onnx_path, threads=intra or None, inter_op_threads=inter or None)
     for _ in range(5):
         sess.run(None, {"input": x})
+    return sess
+
+
+def raw_throughput(sess, x: np.ndarray, threads: int, seconds: float) -> dict:
+    """runs/s of ``session.run`` at batch 1 from ``threads`` threads on one session."""
     return _threads_loop(lambda: sess.run(None, {"input": x}), threads, seconds)
 
 
@@ -323,7 +335,34 @@ def served_load(base: str, body: bytes, headers: dict[str, str], clients: int, s
             "errors": len(errors), "error_kinds": sorted(set(errors)), "seconds": elapsed,
             "per_s": len(lat) / elapsed, "p50_ms": percentile_ms(lat, 50), "p90_ms": percentile_ms(lat, 90),
             "p99_ms": percentile_ms(lat, 99), "mean_ms": float(np.mean(lat) * 1000) if lat else float("nan"),
-            "server_run_p50_ms": percentile_ms(infer, 50), "labels": sorted(labels)}
+            "server_run_p50_ms": percentile_ms(infer, 50), "labels": sorted(labels), "latencies_s": lat,
+            "inference_s": infer}
+
+
+def merge_windows(windows: list[dict]) -> dict:
+    """Consecutive slices of one phase (``served_load`` or ``_threads_loop`` results) -> one
+    result over their total time: counts and CPU summed, latency percentiles over all requests."""
+    if len(windows) == 1:
+        return windows[0]
+    count_key = "ok" if "ok" in windows[0] else "runs"
+    cpu_keys = [k for k in ("server_cpu_ms_per_request", "client_cpu_ms_per_request", "cpu_ms_per_run")
+                if k in windows[0]]
+    n = sum(w[count_key] for w in windows)
+    seconds = sum(w["seconds"] for w in windows)
+    lat = [v for w in windows for v in w["latencies_s"]]
+    out = {count_key: n, "seconds": seconds, "per_s": n / seconds, "latencies_s": lat,
+           "p50_ms": percentile_ms(lat, 50), "p99_ms": percentile_ms(lat, 99), "slices": len(windows),
+           "slice_per_s": [w["per_s"] for w in windows]}
+    for k in cpu_keys:  # per-request CPU weighted by each slice's request count
+        out[k] = sum(w[k] * w[count_key] for w in windows) / max(n, 1)
+    if count_key == "ok":
+        infer = [v for w in windows for v in w["inference_s"]]
+        out.update(errors=sum(w["errors"] for w in windows), inference_s=infer,
+                   error_kinds=sorted({k for w in windows for k in w["error_kinds"]}),
+                   p90_ms=percentile_ms(lat, 90), mean_ms=float(np.mean(lat) * 1000) if lat else float("nan"),
+                   server_run_p50_ms=percentile_ms(infer, 50),
+                   labels=sorted({lb for w in windows for lb in w["labels"]}))
+    return out
 
 
 def _median_range(values: list[float], digits: int = 2) -> str:
@@ -336,9 +375,10 @@ def _median_range(values: list[float], digits: int = 2) -> str:
 
 def _summarise(blocks: list[dict]) -> dict:
     """One mode's repeats -> totals, and per figure the list of per-repeat values."""
-    keys = ("per_s", "p50_ms", "p99_ms", "ratio_served_over_raw", "ratio_in_process_over_raw",
-            "ratio_served_over_in_process", "server_cpu_ms_per_request", "client_cpu_ms_per_request",
-            "raw_per_s", "raw_cpu_ms_per_run")
+    keys = ("per_s", "p50_ms", "p99_ms", "ratio_served_over_raw", "ratio_served_over_raw_pool",
+            "ratio_in_process_over_raw_pool", "ratio_served_over_in_process", "server_cpu_ms_per_request",
+            "client_cpu_ms_per_request", "raw_per_s", "raw_cpu_ms_per_run", "raw_pool_per_s",
+            "raw_pool_cpu_ms_per_run")
     out = {k: [b[k] for b in blocks] for k in keys}
     out["in_process_per_s"] = [b["in_process"]["per_s"] for b in blocks]
     out["in_process_cpu_ms_per_request"] = [b["in_process"]["cpu_ms_per_run"] for b in blocks]
@@ -346,6 +386,15 @@ def _summarise(blocks: list[dict]) -> dict:
     out["errors"] = sum(b["errors"] for b in blocks)
     out["error_kinds"] = sorted({k for b in blocks for k in b["error_kinds"]})
     return out
+
+
+def _without_latencies(record):
+    """The record minus the per-request latency lists (percentiles stay)."""
+    if isinstance(record, dict):
+        return {k: _without_latencies(v) for k, v in record.items() if k not in ("latencies_s", "inference_s")}
+    if isinstance(record, list):
+        return [_without_latencies(v) for v in record]
+    return record
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -356,6 +405,11 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--repeats", type=int, default=1,
                     help="run every mode's served / in-process / raw sequence this many times, modes "
                          "interleaved; tables then give the median and the min-max over repeats")
+    ap.add_argument("--slice", type=float, default=5.0,
+                    help="cut each served phase into slices of this many seconds, each followed by an "
+                         "in-process and a raw window of the same length, so that the ratios compare "
+                         "rates measured seconds apart (0: one served phase, then one in-process and one "
+                         "raw window of --raw-seconds)")
     ap.add_argument("--clients", type=int, default=8, help="concurrent connections (also raw threads)")
     ap.add_argument("--intra-op-threads", type=int, default=1, help="onnxruntime intra-op threads (0 = ORT default)")
     ap.add_argument("--inter-op-threads", type=int, default=0, help="onnxruntime inter-op threads (0 = ORT default)")
@@ -372,6 +426,8 @@ def main(argv: list[str] | None = None) -> int:
     args = ap.parse_args(argv)
     if args.repeats < 1:
         raise SystemExit("--repeats must be >= 1")
+    if args.slice < 0:
+        raise SystemExit("--slice must be >= 0")
 
     import psutil
     from PIL import Image
@@ -398,27 +454,45 @@ def main(argv: list[str] | None = None) -> int:
             rss_before = ps.memory_info().rss / 1e6
             host = in_process_host(bundle, args.intra_op_threads, args.inter_op_threads, max(args.clients, 1))
 
-            def raw() -> dict:
-                return raw_throughput(bundle / "model.onnx", x, args.clients, args.raw_seconds,
-                                      args.intra_op_threads, args.inter_op_threads)
+            sess = raw_session(bundle / "model.onnx", x, args.intra_op_threads, args.inter_op_threads)
+            window = args.slice or args.raw_seconds
+
+            pool = host.concurrent_runs
+
+            def raw(seconds: float) -> dict:
+                """One raw window at two concurrencies: as many threads as connections (the
+                issue's baseline; on 2 cores 8 threads oversubscribe them and run ~20 % slower)
+                and as many as the server's run pool (the best rate, the stricter baseline)."""
+                window = {"pool": raw_throughput(sess, x, pool, seconds)}
+                window["clients"] = (raw_throughput(sess, x, args.clients, seconds) if args.clients != pool
+                                     else window["pool"])
+                return window
 
             # raw windows between the phases: each block's ratios use the raw rate measured right
-            # before and right after it, so drift on a shared machine cancels per block
-            raws = [raw()]
+            # around it, so drift on a shared machine cancels per block; with --slice the served,
+            # in-process and raw phases alternate every few seconds inside the block as well
+            raws = [raw(window)]
             blocks: dict[str, list[dict]] = {mode: [] for mode in modes}
             for _ in range(args.repeats):
                 for mode in modes:
                     body, headers = requests[mode]
-                    b = served_load(base, body, headers, args.clients, args.seconds, proc.pid)
-                    b["in_process"] = in_process_throughput(host, mode, jpeg, body, headers, host.concurrent_runs,
-                                                            args.raw_seconds)
-                    raws.append(raw())
-                    around = raws[-2:]
-                    b["raw_per_s_around"] = [r["per_s"] for r in around]
-                    b["raw_per_s"] = statistics.fmean(r["per_s"] for r in around)
-                    b["raw_cpu_ms_per_run"] = statistics.fmean(r["cpu_ms_per_run"] for r in around)
-                    b["ratio_served_over_raw"] = b["per_s"] / b["raw_per_s"]
-                    b["ratio_in_process_over_raw"] = b["in_process"]["per_s"] / b["raw_per_s"]
+                    slices = max(1, round(args.seconds / args.slice)) if args.slice else 1
+                    served, in_process, first_raw = [], [], len(raws) - 1
+                    for _ in range(slices):
+                        served.append(served_load(base, body, headers, args.clients,
+                                                  args.slice or args.seconds, proc.pid))
+                        in_process.append(in_process_throughput(host, mode, jpeg, body, headers,
+                                                                host.concurrent_runs, window))
+                        raws.append(raw(window))
+                    b = merge_windows(served)
+                    b["in_process"] = merge_windows(in_process)
+                    for key, suffix in (("clients", ""), ("pool", "_pool")):
+                        around = merge_windows([r[key] for r in raws[first_raw:]])
+                        b[f"raw{suffix}_per_s_around"] = [r[key]["per_s"] for r in raws[first_raw:]]
+                        b[f"raw{suffix}_per_s"] = around["per_s"]
+                        b[f"raw{suffix}_cpu_ms_per_run"] = around["cpu_ms_per_run"]
+                        b[f"ratio_served_over_raw{suffix}"] = b["per_s"] / around["per_s"]
+                    b["ratio_in_process_over_raw_pool"] = b["in_process"]["per_s"] / b["raw_pool_per_s"]
                     b["ratio_served_over_in_process"] = b["per_s"] / b["in_process"]["per_s"]
                     blocks[mode].append(b)
             rss_after = ps.memory_info().rss / 1e6
@@ -431,7 +505,7 @@ def main(argv: list[str] | None = None) -> int:
                 proc.kill()
 
     summary = {mode: _summarise(bs) for mode, bs in blocks.items()}
-    raw_cpu = statistics.fmean(r["cpu_ms_per_run"] for r in raws)
+    raw_cpu = {key: statistics.fmean(r[key]["cpu_ms_per_run"] for r in raws) for key in ("clients", "pool")}
     record = {"clients": args.clients, "intra_op_threads": args.intra_op_threads,
               "inter_op_threads": args.inter_op_threads, "cpu_count": os.cpu_count(), "repeats": args.repeats,
               "jpeg_size": args.jpeg_size, "loadavg_1m": os.getloadavg()[0], "raw_windows": raws,
@@ -441,31 +515,39 @@ def main(argv: list[str] | None = None) -> int:
           f"x {args.repeats} repeat(s) on loopback; ORT intra/inter-op threads "
           f"{args.intra_op_threads}/{args.inter_op_threads}; {os.cpu_count()} CPUs, load avg (1 min) "
           f"{record['loadavg_1m']:.1f}")
-    rates = ", ".join(f"{r['per_s']:.0f}" for r in raws)
-    print(f"raw session.run, batch 1, {args.clients} threads, {len(raws)} windows of {args.raw_seconds:g} s: "
-          f"{rates} runs/s (p50 {raws[0]['p50_ms']:.1f} ms), {raw_cpu:.2f} CPU ms per run")
+    for key, threads in (("clients", args.clients), ("pool", host.concurrent_runs)):
+        rates = [r[key]["per_s"] for r in raws]
+        rates_text = (", ".join(f"{r:.0f}" for r in rates) if len(rates) <= 12 else
+                      f"median {statistics.median(rates):.0f}, min {min(rates):.0f}, max {max(rates):.0f}")
+        print(f"raw session.run, batch 1, {threads} threads, {len(raws)} windows of {window:g} s: "
+              f"{rates_text} runs/s (p50 {raws[0][key]['p50_ms']:.1f} ms), {raw_cpu[key]:.2f} CPU ms per run")
+    sliced = (f"served phases cut into {args.slice:g}-s slices, each followed by an in-process and a raw "
+              "window of the same length; each ratio uses its block's totals" if args.slice else
+              "each ratio uses the raw windows right before and after its block")
     print(f"test JPEG {args.jpeg_size} ({len(jpeg)} bytes); in-process: {host.concurrent_runs} threads (the "
-          "server's run pool); each ratio uses the raw windows right before and after its block"
-          + ("; median (min-max) over repeats" if args.repeats > 1 else ""))
-    print("| request | ok / errors | p50 / p99 ms | served req/s | in-process req/s | "
-          "served / raw | in-process / raw | served / in-process |")
-    print("|---|---|---|---|---|---|---|---|")
+          f"server's run pool); {sliced}" + ("; median (min-max) over repeats" if args.repeats > 1 else ""))
+    c, n = args.clients, host.concurrent_runs
+    print(f"| request | ok / errors | p50 / p99 ms | served req/s | in-process req/s | served / raw ({c} thr) | "
+          f"served / raw ({n} thr) | in-process / raw ({n} thr) | served / in-process |")
+    print("|---|---|---|---|---|---|---|---|---|")
     for mode, m in summary.items():
         print(f"| {mode} | {m['ok']} / {m['errors']} {m['error_kinds'] or ''} | "
               f"{statistics.median(m['p50_ms']):.1f} / {statistics.median(m['p99_ms']):.1f} | "
               f"{_median_range(m['per_s'], 0)} | {_median_range(m['in_process_per_s'], 0)} | "
-              f"{_median_range(m['ratio_served_over_raw'])} | {_median_range(m['ratio_in_process_over_raw'])} | "
+              f"{_median_range(m['ratio_served_over_raw'])} | {_median_range(m['ratio_served_over_raw_pool'])} | "
+              f"{_median_range(m['ratio_in_process_over_raw_pool'])} | "
               f"{_median_range(m['ratio_served_over_in_process'])} |")
     print("\nCPU ms per request (psutil on the server process; os.times in this process for the rest)")
-    print("| request | server | in-process handler | raw session.run (around) | load generator |")
-    print("|---|---|---|---|---|")
+    print(f"| request | server | in-process handler | raw session.run ({c} thr) | raw session.run ({n} thr) "
+          "| load generator |")
+    print("|---|---|---|---|---|---|")
     for mode, m in summary.items():
         print(f"| {mode} | {_median_range(m['server_cpu_ms_per_request'])} | "
               f"{_median_range(m['in_process_cpu_ms_per_request'])} | {_median_range(m['raw_cpu_ms_per_run'])} | "
-              f"{_median_range(m['client_cpu_ms_per_request'])} |")
+              f"{_median_range(m['raw_pool_cpu_ms_per_run'])} | {_median_range(m['client_cpu_ms_per_request'])} |")
     print(f"server RSS before / after: {rss_before:.0f} / {rss_after:.0f} MB; alive after: {alive}")
     if args.json:
-        args.json.write_text(json.dumps(record, indent=2))
+        args.json.write_text(json.dumps(_without_latencies(record), indent=2))
     return 0 if all(m["errors"] == 0 for m in summary.values()) and alive else 1
 
 

@@ -33,6 +33,10 @@ def test_pil_and_array_paths_agree_and_batch_stacks():
     grey = Image.fromarray(rgb).convert("L")
     np.testing.assert_array_equal(pp.pil_to_chw(grey), pp.array_to_chw(np.asarray(grey.convert("RGB"))))
     assert pp.batch([rgb, rgb]).shape == (2, 3, 16, 24)
+    batch = np.full((2, 3, 16, 24), np.nan, np.float32)  # the serving path writes in place
+    assert np.shares_memory(pp.pil_to_chw(Image.fromarray(rgb), out=batch[1]), batch)
+    np.testing.assert_array_equal(batch[1], pp.array_to_chw(rgb))
+    assert np.isnan(batch[0]).all()
 
 
 def test_json_round_trip_and_bad_input():
