@@ -455,7 +455,8 @@ def main(argv: list[str] | None = None) -> int:
             host = in_process_host(bundle, args.intra_op_threads, args.inter_op_threads, max(args.clients, 1))
 
             sess = raw_session(bundle / "model.onnx", x, args.intra_op_threads, args.inter_op_threads)
-            window = args.slice or args.raw_seconds
+            slice_s = min(args.slice, args.seconds) if args.slice else args.seconds  # served slice length
+            window = slice_s if args.slice else args.raw_seconds  # in-process and raw window length
 
             pool = host.concurrent_runs
 
@@ -476,11 +477,10 @@ def main(argv: list[str] | None = None) -> int:
             for _ in range(args.repeats):
                 for mode in modes:
                     body, headers = requests[mode]
-                    slices = max(1, round(args.seconds / args.slice)) if args.slice else 1
+                    slices = max(1, round(args.seconds / slice_s))
                     served, in_process, first_raw = [], [], len(raws) - 1
                     for _ in range(slices):
-                        served.append(served_load(base, body, headers, args.clients,
-                                                  args.slice or args.seconds, proc.pid))
+                        served.append(served_load(base, body, headers, args.clients, slice_s, proc.pid))
                         in_process.append(in_process_throughput(host, mode, jpeg, body, headers,
                                                                 host.concurrent_runs, window))
                         raws.append(raw(window))
@@ -521,7 +521,7 @@ def main(argv: list[str] | None = None) -> int:
                       f"median {statistics.median(rates):.0f}, min {min(rates):.0f}, max {max(rates):.0f}")
         print(f"raw session.run, batch 1, {threads} threads, {len(raws)} windows of {window:g} s: "
               f"{rates_text} runs/s (p50 {raws[0][key]['p50_ms']:.1f} ms), {raw_cpu[key]:.2f} CPU ms per run")
-    sliced = (f"served phases cut into {args.slice:g}-s slices, each followed by an in-process and a raw "
+    sliced = (f"served phases cut into {slice_s:g}-s slices, each followed by an in-process and a raw "
               "window of the same length; each ratio uses its block's totals" if args.slice else
               "each ratio uses the raw windows right before and after its block")
     print(f"test JPEG {args.jpeg_size} ({len(jpeg)} bytes); in-process: {host.concurrent_runs} threads (the "
