@@ -58,15 +58,17 @@ class ImagePreprocess:
         h, w = self.image_size
         if rgb.shape[:2] != (h, w):
             rgb = np.asarray(Image.fromarray(rgb).resize((w, h), Image.BILINEAR))
-        # (x / 255 - mean) / std as one multiply-add per channel, written straight into the
-        # CHW output (one pass over the pixels instead of four temporaries)
-        std = np.asarray(self.std, np.float32)
-        scale = (1.0 / (255.0 * std)).reshape(3, 1, 1)
-        shift = (-np.asarray(self.mean, np.float32) / std).reshape(3, 1, 1)
+        scale, shift = self._scale_shift()
         out = np.empty((3, h, w), np.float32)
-        np.multiply(rgb.transpose(2, 0, 1), scale, out=out, dtype=np.float32)
-        out += shift
+        np.multiply(rgb.transpose(2, 0, 1), scale.reshape(3, 1, 1), out=out, dtype=np.float32)
+        out += shift.reshape(3, 1, 1)
         return out
+
+    def _scale_shift(self) -> tuple[np.ndarray, np.ndarray]:
+        """float32 per-channel (scale, shift): (x / 255 - mean) / std as one multiply-add per
+        channel, written straight into the CHW output (one pass instead of four temporaries)."""
+        std = np.asarray(self.std, np.float32)
+        return (1.0 / (255.0 * std)).astype(np.float32), (-np.asarray(self.mean, np.float32) / std)
 
     def pil_to_chw(self, img, out: np.ndarray | None = None) -> np.ndarray:
         """PIL image (any mode) -> float32 3xHxW normalised array (written into ``out`` if given).
@@ -81,9 +83,7 @@ class ImagePreprocess:
         h, w = self.image_size
         if rgb.size != (w, h):
             rgb = rgb.resize((w, h), Image.BILINEAR)
-        std = np.asarray(self.std, np.float32)
-        scale = (1.0 / (255.0 * std)).astype(np.float32)
-        shift = -np.asarray(self.mean, np.float32) / std
+        scale, shift = self._scale_shift()
         if out is None:
             out = np.empty((3, h, w), np.float32)
         for c, band in enumerate(rgb.split()):
