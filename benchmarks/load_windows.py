@@ -177,7 +177,7 @@ def served_load(base: str, body: bytes, headers: dict[str, str], clients: int, s
 
 
 def merge_windows(windows: list[dict]) -> dict:
-    """Consecutive slices of one phase (``served_load`` or ``_threads_loop`` results) -> one
+    """Consecutive slices of one phase (``served_load`` or ``threads_loop`` results) -> one
     result over their total time: counts and CPU summed, latency percentiles over all requests."""
     if len(windows) == 1:
         return windows[0]
